@@ -4,11 +4,11 @@ The top level stays import-light: submodules load on first use, so
 `import knowrl` costs nothing that `knowrl --help` would not.
 """
 
-from knowrl._errors import KnowrlError, Problem, SpecError
+from knowrl._errors import KnowrlError, SpecError, SpecIssue
 
 __version__ = "0.1.0"
 
-__all__ = ["KnowrlError", "Problem", "SpecError", "__version__", "load_spec", "spec_hash"]
+__all__ = ["KnowrlError", "SpecError", "SpecIssue", "__version__", "load_spec", "spec_hash"]
 
 
 def __getattr__(name: str):

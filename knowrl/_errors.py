@@ -25,7 +25,7 @@ class KnowrlError(Exception):
 
 
 @dataclass(frozen=True)
-class Problem:
+class SpecIssue:
     """One thing wrong with a spec, located as precisely as we can."""
 
     key: str
@@ -49,7 +49,7 @@ class SpecError(KnowrlError):
 
     exit_code = 2
 
-    def __init__(self, problems: list[Problem], *, source: str | None = None) -> None:
+    def __init__(self, problems: list[SpecIssue], *, source: str | None = None) -> None:
         self.problems = sorted(problems, key=lambda p: _line_order(p.where))
         self.source = source
         n = len(self.problems)

@@ -94,7 +94,9 @@ def schema(
 
 @app.command()
 def explain(
-    key: Annotated[str, typer.Argument(help="A dotted spec key, e.g. algorithm or hints.delta; empty for the top.")] = "",
+    key: Annotated[
+        str, typer.Argument(help="A dotted spec key, e.g. algorithm or hints.delta; empty for the top.")
+    ] = "",
 ) -> None:
     """Document the spec keys under KEY: type, default and what each one does."""
     from knowrl.spec._explain import explain as rows_for
@@ -106,6 +108,16 @@ def explain(
     width = max(len(r[0]) for r in rows)
     for full, kind, default, doc in rows:
         typer.echo(f"{full.ljust(width)}  {doc}\n{' ' * width}  type {kind}; default {default}")
+
+
+def _register_groups() -> None:
+    from knowrl._cli_data import data_app, grade
+
+    app.add_typer(data_app, name="data")
+    app.command("grade")(grade)
+
+
+_register_groups()
 
 
 def main(argv: list[str] | None = None) -> int:

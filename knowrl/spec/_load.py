@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from knowrl._errors import Problem, SpecError
+from knowrl._errors import SpecError, SpecIssue
 from knowrl.spec._yaml import Locations, parse_yaml, read_yaml
 
 EXTENDS = "extends"
@@ -23,7 +23,7 @@ _OVERRIDE = re.compile(r"^(?P<key>[A-Za-z_][\w-]*(?:\.[\w-]+)*)=(?P<value>.*)$",
 
 def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()):  # -> ExperimentSpec
     """Load, merge, interpolate, override and validate one spec file; every problem is reported at once."""
-    problems: list[Problem] = []
+    problems: list[SpecIssue] = []
     data, locations, broken = _resolve(Path(path), overrides, problems)
     if data is None:
         raise SpecError(problems, source=str(path))
@@ -40,14 +40,14 @@ def load_spec(path: str | Path, overrides: list[str] | tuple[str, ...] = ()):  #
 
 def load_data(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> tuple[dict[str, Any], Locations]:
     """The merged, interpolated plain data of a spec and where each key was set (not yet validated)."""
-    problems: list[Problem] = []
+    problems: list[SpecIssue] = []
     data, locations, _ = _resolve(Path(path), overrides, problems)
     if data is None or problems:
         raise SpecError(problems, source=str(path))
     return data, locations
 
 
-def _resolve(path: Path, overrides, problems: list[Problem]) -> tuple[dict | None, Locations, set[str]]:
+def _resolve(path: Path, overrides, problems: list[SpecIssue]) -> tuple[dict | None, Locations, set[str]]:
     data, locations = _load_tree(path, problems, stack=())
     if data is None:
         return None, locations, set()
@@ -56,16 +56,16 @@ def _resolve(path: Path, overrides, problems: list[Problem]) -> tuple[dict | Non
     return data, locations, broken
 
 
-def _load_tree(path: Path, problems: list[Problem], stack: tuple[Path, ...]) -> tuple[dict | None, Locations]:
+def _load_tree(path: Path, problems: list[SpecIssue], stack: tuple[Path, ...]) -> tuple[dict | None, Locations]:
     """One file merged over everything it extends, in order (later wins)."""
     resolved = path.resolve()
     if resolved in stack:
         chain = " -> ".join(str(p) for p in (*stack, resolved))
-        problems.append(Problem(EXTENDS, f"`extends` cycle: {chain}", where=str(path)))
+        problems.append(SpecIssue(EXTENDS, f"`extends` cycle: {chain}", where=str(path)))
         return None, {}
     if not path.is_file():
         problems.append(
-            Problem(
+            SpecIssue(
                 "",
                 "spec file not found",
                 where=str(path),
@@ -81,14 +81,14 @@ def _load_tree(path: Path, problems: list[Problem], stack: tuple[Path, ...]) -> 
         data = {}
     if not isinstance(data, dict):
         problems.append(
-            Problem("", f"the document must be a mapping of keys, got a {type(data).__name__}", where=f"{path}:1")
+            SpecIssue("", f"the document must be a mapping of keys, got a {type(data).__name__}", where=f"{path}:1")
         )
         return None, {}
     bases = data.pop(EXTENDS, [])
     if isinstance(bases, str):
         bases = [bases]
     if not isinstance(bases, list) or not all(isinstance(b, str) for b in bases):
-        problems.append(Problem(EXTENDS, "must be a file path or a list of file paths", where=locations.get(EXTENDS)))
+        problems.append(SpecIssue(EXTENDS, "must be a file path or a list of file paths", where=locations.get(EXTENDS)))
         return None, {}
     merged: dict[str, Any] = {}
     merged_at: Locations = {}
@@ -96,7 +96,7 @@ def _load_tree(path: Path, problems: list[Problem], stack: tuple[Path, ...]) -> 
         base_path = path.parent / base
         if not base_path.is_file():
             problems.append(
-                Problem(
+                SpecIssue(
                     EXTENDS,
                     f"base file '{base}' not found (looked for {base_path})",
                     where=locations.get(f"{EXTENDS}.{i}", locations.get(EXTENDS)),
@@ -145,7 +145,7 @@ def _replaced_prefixes(tree: Any, prefix: str = "") -> list[str]:
 
 
 def _apply_overrides(
-    data: dict, locations: Locations, overrides: list[str] | tuple[str, ...], problems: list[Problem]
+    data: dict, locations: Locations, overrides: list[str] | tuple[str, ...], problems: list[SpecIssue]
 ) -> None:
     """Apply `key=value` overrides (OmegaConf dotlist syntax; values are YAML: `[a,b]`, `{k: v}`, `2e-6`)."""
     for i, item in enumerate(overrides):
@@ -153,7 +153,7 @@ def _apply_overrides(
         m = _OVERRIDE.match(item)
         if not m:
             problems.append(
-                Problem(
+                SpecIssue(
                     "",
                     "bad override syntax",
                     where=where,
@@ -164,7 +164,7 @@ def _apply_overrides(
         value, _, found = parse_yaml(m["value"] or "null", where)
         if found:
             problems += [
-                Problem(
+                SpecIssue(
                     m["key"],
                     f"cannot parse the value: {p.message}",
                     where=where,
@@ -175,7 +175,7 @@ def _apply_overrides(
             continue
         if not set_dotted(data, m["key"], value):
             problems.append(
-                Problem(
+                SpecIssue(
                     m["key"],
                     "no list item at this index",
                     where=where,
@@ -222,7 +222,7 @@ def _leaf_keys(value: Any, prefix: str) -> list[str]:
     return []
 
 
-def _interpolate(data: dict, locations: Locations, problems: list[Problem]) -> tuple[dict, set[str]]:
+def _interpolate(data: dict, locations: Locations, problems: list[SpecIssue]) -> tuple[dict, set[str]]:
     """Resolve `${...}` everywhere; report each key whose interpolation fails and null it out."""
     keys = _string_leaves(data, "")
     if not keys:  # OmegaConf is only needed, and only imported, when something interpolates
@@ -238,7 +238,7 @@ def _interpolate(data: dict, locations: Locations, problems: list[Problem]) -> t
         except OmegaConfBaseException as e:
             msg = str(e).splitlines()[0]
             problems.append(
-                Problem(
+                SpecIssue(
                     key,
                     f"interpolation failed: {msg}",
                     where=where_of(key, locations),
@@ -271,13 +271,13 @@ def where_of(key: str, locations: Locations) -> str | None:
 
 
 def validate(data: dict[str, Any], locations: Locations | None = None, *, source: str | None = None):
-    """Validate plain data into an `ExperimentSpec`, translating every pydantic error into a located `Problem`."""
+    """Validate plain data into an `ExperimentSpec`, translating every pydantic error into a located `SpecIssue`."""
     from pydantic import ValidationError
 
     from knowrl.spec._experiment import ExperimentSpec
-    from knowrl.spec._problems import problems_from
+    from knowrl.spec._problems import issues_from
 
     try:
         return ExperimentSpec.model_validate(data)
     except ValidationError as e:
-        raise SpecError(problems_from(e, locations or {}, default_where=source), source=source) from None
+        raise SpecError(issues_from(e, locations or {}, default_where=source), source=source) from None

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from knowrl._errors import Problem
+from knowrl._errors import SpecIssue
 
 # YAML 1.1 (PyYAML) reads `1e-6` as a string; YAML 1.2 and OmegaConf read a float.
 _FLOAT_12 = re.compile(
@@ -37,7 +37,7 @@ Locations = dict[str, str]
 """Dotted key -> `file:line` of the YAML (or override) that set it."""
 
 
-def parse_yaml(text: str, where: str) -> tuple[Any, Locations, list[Problem]]:
+def parse_yaml(text: str, where: str) -> tuple[Any, Locations, list[SpecIssue]]:
     """Parse `text`; return (data, key locations, problems). `where` names the source in messages."""
     loader = _Loader(text)
     try:
@@ -51,7 +51,7 @@ def parse_yaml(text: str, where: str) -> tuple[Any, Locations, list[Problem]]:
             None,
             {},
             [
-                Problem(
+                SpecIssue(
                     "",
                     f"malformed YAML: {what}",
                     where=f"{where}{line}",
@@ -60,17 +60,17 @@ def parse_yaml(text: str, where: str) -> tuple[Any, Locations, list[Problem]]:
             ],
         )
     except yaml.YAMLError as e:
-        return None, {}, [Problem("", f"malformed YAML: {e}", where=where)]
+        return None, {}, [SpecIssue("", f"malformed YAML: {e}", where=where)]
     finally:
         loader.dispose()
     locations: Locations = {}
-    problems: list[Problem] = []
+    problems: list[SpecIssue] = []
     if node is not None:
         _walk(node, "", where, locations, problems)
     return data, locations, problems
 
 
-def _walk(node: yaml.Node, prefix: str, where: str, out: Locations, problems: list[Problem]) -> None:
+def _walk(node: yaml.Node, prefix: str, where: str, out: Locations, problems: list[SpecIssue]) -> None:
     if isinstance(node, yaml.MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
@@ -79,7 +79,7 @@ def _walk(node: yaml.Node, prefix: str, where: str, out: Locations, problems: li
             at = f"{where}:{key_node.start_mark.line + 1}"
             if key in seen:
                 problems.append(
-                    Problem(
+                    SpecIssue(
                         dotted,
                         "key is given twice in the same mapping",
                         where=at,
@@ -96,18 +96,18 @@ def _walk(node: yaml.Node, prefix: str, where: str, out: Locations, problems: li
             _walk(item, dotted, where, out, problems)
 
 
-def read_yaml(path: Path) -> tuple[Any, Locations, list[Problem]]:
+def read_yaml(path: Path) -> tuple[Any, Locations, list[SpecIssue]]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
-        return None, {}, [Problem("", f"cannot read the file: {e.strerror or e}", where=str(path))]
+        return None, {}, [SpecIssue("", f"cannot read the file: {e.strerror or e}", where=str(path))]
     except UnicodeDecodeError as e:
         line = text_line_of(path.read_bytes(), e.start)
         return (
             None,
             {},
             [
-                Problem(
+                SpecIssue(
                     "",
                     f"not UTF-8 text (byte {e.object[e.start]:#x})",
                     where=f"{path}:{line}",

@@ -1,0 +1,101 @@
+"""Find the final answer in a response: after the last `</think>`, the last `\\boxed{...}`.
+
+Hand-written because it must be linear-time on 1 MB responses and exact about
+nested braces; math-verify's own extraction runs regexes over the whole text
+and is used only as the fallback when no box is found.
+"""
+
+from __future__ import annotations
+
+import re
+
+THINK_CLOSE = "</think>"
+_BOX_COMMANDS = ("\\boxed", "\\fbox")
+_SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\(?:q?quad|displaystyle|textstyle|left|right|big|Big|bigl|bigr)(?![a-zA-Z])")
+_TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\{([^{}]*)\}")
+_INTEGER = re.compile(r"[+-]?\d+")
+
+
+def split_reasoning(response: str) -> tuple[str, bool]:
+    """(text after the last `</think>`, whether one was found); the whole response when none was."""
+    i = response.rfind(THINK_CLOSE)
+    if i < 0:
+        return response, False
+    return response[i + len(THINK_CLOSE) :], True
+
+
+def _braced(text: str, start: int) -> tuple[str, int] | None:
+    """The content of the brace group opening at text[start] == '{', and the index after it."""
+    depth = 0
+    for i in range(start, len(text)):
+        c = text[i]
+        if c == "\\":  # an escaped brace \{ or \} does not count
+            continue
+        if c == "{" and (i == 0 or text[i - 1] != "\\"):
+            depth += 1
+        elif c == "}" and (i == 0 or text[i - 1] != "\\"):
+            depth -= 1
+            if depth == 0:
+                return text[start + 1 : i], i + 1
+    return None
+
+
+def last_boxed(text: str) -> str | None:
+    """Content of the last complete `\\boxed{...}` / `\\fbox{...}` (or `\\boxed 5`), braces balanced."""
+    best_at, best = -1, None
+    for cmd in _BOX_COMMANDS:
+        pos = len(text)
+        while True:
+            i = text.rfind(cmd, 0, pos)
+            if i < 0 or i <= best_at:
+                break
+            j = i + len(cmd)
+            while j < len(text) and text[j] == " ":
+                j += 1
+            if j < len(text) and text[j] == "{":
+                group = _braced(text, j)
+                if group is not None:
+                    best_at, best = i, group[0]
+                    break
+            elif j > i + len(cmd) and j < len(text):  # `\boxed 5`: up to the next space or `$`
+                m = re.match(r"[^\s$]+", text[j:])
+                if m:
+                    best_at, best = i, m.group(0)
+                    break
+            pos = i
+    return best
+
+
+def strip_boxed(gold: str) -> str:
+    """A gold answer without a wrapping `\\boxed{...}` (published golds are sometimes boxed)."""
+    s = gold.strip().strip("$").strip()
+    for cmd in _BOX_COMMANDS:
+        if s.startswith(cmd):
+            j = len(cmd)
+            while j < len(s) and s[j] == " ":
+                j += 1
+            if j < len(s) and s[j] == "{":
+                group = _braced(s, j)
+                if group is not None and group[1] == len(s):
+                    return group[0].strip()
+    return s
+
+
+def normalize(answer: str) -> str:
+    """A spacing- and wrapper-insensitive form used only to detect identical answers.
+
+    It never decides that two different-looking answers are equal in value;
+    that is math-verify's job. Equal normalised strings are equal answers.
+    """
+    s = _SPACING.sub("", answer)
+    s = _TEXT_WRAP.sub(r"\1", s)
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\$", "").replace("$", "")
+    s = "".join(s.split())
+    return s.rstrip(".")
+
+
+def as_integer(normalized: str) -> int | None:
+    """The integer a normalised answer spells, if it is a plain integer (AIME-style), else None."""
+    if len(normalized) <= 4300 and _INTEGER.fullmatch(normalized):
+        return int(normalized)
+    return None

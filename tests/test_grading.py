@@ -1,0 +1,152 @@
+"""Grading: the case table, adversarial inputs within the timeout, threads, the cache, and `knowrl grade`."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+from conftest import run_cli
+from datafiles import ANNOTATIONS, write_jsonl
+from grading_cases import CASES, B
+
+from knowrl.grading import Grader, last_boxed, split_reasoning, strip_boxed
+
+TIMEOUT = 2.0
+
+
+@pytest.fixture(scope="module")
+def grader():
+    g = Grader(timeout_s=TIMEOUT, workers=2)
+    yield g
+    g.close()
+
+
+def test_the_table_is_big_enough():
+    assert len(CASES) >= 150
+
+
+def test_grading_table(grader):
+    verdicts = grader.grade_many((gold, response) for gold, response, _, _ in CASES)
+    wrong = [
+        (gold, response[-50:], want, reason, v)
+        for (gold, response, want, reason), v in zip(CASES, verdicts, strict=True)
+        if (v.correct, v.reason) != (want, reason)
+    ]
+    assert wrong == []
+
+
+def test_one_by_one_equals_batched(grader):
+    sample = CASES[::7]
+    assert [grader.grade(g, r) for g, r, _, _ in sample] == grader.grade_many((g, r) for g, r, _, _ in sample)
+
+
+def test_think_close_can_be_optional():
+    g = Grader(require_think_close=False, timeout_s=TIMEOUT, workers=1)
+    try:
+        v = g.grade("42", "The answer is \\boxed{42}")
+    finally:
+        g.close()
+    assert (v.correct, v.reason, v.answer) == (True, "match", "42")
+
+
+@pytest.mark.parametrize(
+    "answer",
+    [
+        "2^{10^{10}}",
+        "10^{10^{10^{10}}}",
+        "9^{9^{9^{9}}}-1",
+        "(" * 400 + "1" + ")" * 400,
+        "\\frac{1}{" * 150 + "2" + "}" * 150,
+        "x^{x^{x^{x^{x^{x^{x^{x}}}}}}}",
+    ],
+)
+def test_pathological_answers_cost_at_most_the_timeout(grader, answer):
+    t = time.monotonic()
+    v = grader.grade("\\frac{3}{7}", B(answer))
+    assert time.monotonic() - t < 3 * TIMEOUT + 5  # the timeout, plus a worker restart when one is killed
+    assert v.correct is False and v.reason in ("timeout", "mismatch")
+
+
+def test_megabyte_responses(grader):
+    reasoning = "We consider cases. " * 60_000  # ~1.1 MB
+    t = time.monotonic()
+    verdicts = grader.grade_many(
+        [("7", B("7", reasoning)), ("7", f"<think>{reasoning}</think> so 7"), ("7", reasoning)]
+    )
+    assert time.monotonic() - t < 3 * TIMEOUT + 5
+    assert [(v.correct, v.reason) for v in verdicts] == [(True, "match"), (True, "match"), (False, "no_think_close")]
+
+
+def test_a_hung_check_does_not_take_the_batch_down(grader):
+    items = [("5", B("5")), ("\\frac{1}{2}", B("0.5")), ("1", B("10^{10^{10^{10}}}")), ("\\sqrt{2}", B("2^{1/2}"))]
+    verdicts = grader.grade_many(items)
+    assert [v.correct for v in verdicts] == [True, True, False, True]
+
+
+def test_grading_works_from_threads(grader):
+    results: list = []
+
+    def work():
+        results.append(grader.grade("\\frac{1}{2}", B("0.5")))
+
+    threads = [threading.Thread(target=work) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert [v.correct for v in results] == [True] * 4
+
+
+def test_repeated_answers_are_verified_once():
+    g = Grader(timeout_s=TIMEOUT, workers=1)
+    calls: list[int] = []
+    check = g.pool.check
+    g.pool.check = lambda pairs: calls.append(len(pairs)) or check(pairs)  # type: ignore[method-assign]
+    try:
+        samples = [("\\frac{1}{2}", B("0.5"))] * 16 + [("\\frac{1}{2}", B("\\frac{2}{4}"))] * 16
+        assert all(v.correct for v in g.grade_many(samples))
+        assert all(v.correct for v in g.grade_many(samples))
+    finally:
+        g.close()
+    assert calls == [2]
+
+
+def test_extraction_helpers():
+    assert last_boxed("a \\boxed{x^{2}} b \\boxed{\\frac{1}{2}} c") == "\\frac{1}{2}"
+    assert last_boxed("\\boxed{\\{1,2\\}}") == "\\{1,2\\}"
+    assert last_boxed("\\boxed{unclosed") is None
+    assert last_boxed("no box") is None
+    assert strip_boxed("\\boxed{236}") == "236" and strip_boxed(" $\\boxed{ 1 }$ ") == "1"
+    assert strip_boxed("\\boxed{1}+\\boxed{2}") == "\\boxed{1}+\\boxed{2}"
+    assert split_reasoning("<think>a</think>b</think>c") == ("c", True)
+
+
+def test_cli_grade(tmp_path):
+    gold = write_jsonl(tmp_path / "gold.jsonl", ANNOTATIONS)
+    from knowrl.data import load_problems
+
+    problems = load_problems(str(gold)).problems
+    responses = write_jsonl(
+        tmp_path / "r.jsonl",
+        [
+            {"example_id": problems[0].id, "response": B("236")},
+            {"example_id": problems[0].id, "response": B("237")},
+            {"example_id": problems[2].id, "response": B("2")},
+            {"problem_id": "free", "answer": "3", "response": "no think \\boxed{3}", "benchmark": "extra"},
+        ],
+    )
+    out = tmp_path / "v.jsonl"
+    r = run_cli("grade", str(responses), "--gold", str(gold), "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    assert "AIME24" in r.stdout and "50.00%  (1/2)" in r.stdout and "100.00%  (1/1)" in r.stdout
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(x["correct"], x["reason"]) for x in rows] == [
+        (True, "match"),
+        (False, "mismatch"),
+        (True, "match"),
+        (False, "no_think_close"),
+    ]
+    missing = run_cli("grade", str(write_jsonl(tmp_path / "m.jsonl", [{"example_id": "zz", "response": "x"}])))
+    assert missing.returncode == 2 and "--gold" in missing.stderr
