@@ -112,7 +112,10 @@ def _hf(uri: str) -> Iterator[tuple[str, Any]]:
     try:
         import datasets
     except ImportError:
-        raise DataError(f"reading {uri} needs the `datasets` package", hint="pip install 'knowrl[local]'") from None
+        raise DataError(
+            f"reading {uri} needs the `datasets` package",
+            hint="pip install 'knowrl[local]', or set the source to a local folder of .jsonl/.parquet files",
+        ) from None
     try:
         loaded = datasets.load_dataset(repo, config, split=split)
     except Exception as e:

@@ -126,3 +126,14 @@ class EvalSpec(SpecModel):
         if self.suite in BUILTIN_SUITES:
             return list(BUILTIN_SUITES[self.suite])
         return None
+
+
+class SuiteSpec(SpecModel):
+    """A user-defined evaluation suite (YAML): its benchmarks and, optionally, their sampling."""
+
+    name: str = Field(min_length=1)
+    """Suite name as shown in tables."""
+    benchmarks: list[BenchmarkSpec] = Field(min_length=1)
+    """The benchmarks, each with its source, format and samples per problem."""
+    sampling: EvalSampling | None = None
+    """Sampling for the whole suite (default: the experiment's `eval.sampling`)."""

@@ -270,14 +270,21 @@ def where_of(key: str, locations: Locations) -> str | None:
     return None
 
 
-def validate(data: dict[str, Any], locations: Locations | None = None, *, source: str | None = None):
-    """Validate plain data into an `ExperimentSpec`, translating every pydantic error into a located `SpecIssue`."""
+def validate(data: dict[str, Any], locations: Locations | None = None, *, source: str | None = None, model=None):
+    """Validate plain data into `model` (default `ExperimentSpec`), every pydantic error a located `SpecIssue`."""
     from pydantic import ValidationError
 
     from knowrl.spec._experiment import ExperimentSpec
     from knowrl.spec._problems import issues_from
 
+    model = model or ExperimentSpec
     try:
-        return ExperimentSpec.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as e:
-        raise SpecError(issues_from(e, locations or {}, default_where=source), source=source) from None
+        raise SpecError(issues_from(e, locations or {}, default_where=source, root=model), source=source) from None
+
+
+def load_data_file(path: Path, model):
+    """Any YAML the spec loader understands (`extends`, `${...}`), validated into `model` (e.g. a suite)."""
+    data, locations = load_data(path)
+    return validate(data, locations, source=str(path), model=model)

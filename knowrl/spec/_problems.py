@@ -16,14 +16,17 @@ def _given(value: Any) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def issues_from(error: ValidationError, locations: Locations, *, default_where: str | None) -> list[SpecIssue]:
+def issues_from(
+    error: ValidationError, locations: Locations, *, default_where: str | None, root=None
+) -> list[SpecIssue]:
     from knowrl.spec._experiment import ExperimentSpec
     from knowrl.spec._load import where_of
 
+    root = root or ExperimentSpec
     out: list[SpecIssue] = []
     for e in error.errors():
         loc = tuple(e["loc"])
-        key = user_key(ExperimentSpec, loc)
+        key = user_key(root, loc)
         where = where_of(key, locations) or default_where
         kind = e["type"]
         if kind == "cross_field":
@@ -32,7 +35,7 @@ def issues_from(error: ValidationError, locations: Locations, *, default_where: 
                 out.append(SpecIssue(full, msg, where=where_of(full, locations) or where))
             continue
         if kind == "extra_forbidden":
-            allowed = allowed_keys(ExperimentSpec, loc[:-1])
+            allowed = allowed_keys(root, loc[:-1])
             hint = did_you_mean(str(loc[-1]), allowed) or f"allowed keys: {', '.join(allowed)}"
             out.append(SpecIssue(key, "unknown key", where=where, hint=hint))
             continue

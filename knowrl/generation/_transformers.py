@@ -1,0 +1,107 @@
+"""The `transformers` generator: local, batched, CPU or GPU.
+
+Samples are generated in batches of `batch_size` (prompt, sample) jobs with
+left padding; each batch is seeded with its first job's seed, so a run is
+reproducible for the same batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from knowrl._errors import KnowrlError
+from knowrl.generation._base import Completion, Messages, SamplingParams
+
+
+def load_model_and_tokenizer(path: str, dtype: str = "float32", device: str | None = None):
+    """`from_pretrained` for a local folder or a hub id, with a clear error when it cannot be reached."""
+    import torch
+    import transformers
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    local = Path(path).is_dir()
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
+        model = AutoModelForCausalLM.from_pretrained(
+            path, dtype="auto" if dtype == "auto" else getattr(torch, dtype), local_files_only=local
+        )
+    except OSError as e:
+        raise KnowrlError(
+            f"cannot load model '{path}': {str(e).splitlines()[0]}",
+            hint="point model.path at a local Hugging Face folder (for a tiny offline model: "
+            "`knowrl model tiny --out DIR`), or run where the model hub is reachable",
+        ) from None
+    tokenizer.padding_side = "left"
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval(), tokenizer
+
+
+class TransformersGenerator:
+    def __init__(
+        self,
+        model_path: str,
+        *,
+        dtype: str = "float32",
+        batch_size: int = 16,
+        use_chat_template: bool = True,
+        device: str | None = None,
+    ) -> None:
+        self.model_id = model_path
+        self.batch_size = batch_size
+        self.use_chat_template = use_chat_template
+        self.model, self.tokenizer = load_model_and_tokenizer(model_path, dtype, device)
+        self.on_batch: Callable[[int], None] | None = None
+        """Called with the number of samples finished after each batch (progress bars)."""
+
+    def prompt_text(self, messages: Messages) -> str:
+        if self.use_chat_template and self.tokenizer.chat_template:
+            return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        return "\n\n".join(m["content"] for m in messages)
+
+    def generate(
+        self, prompts: Sequence[Messages], params: SamplingParams, n: int, seeds: Sequence[Sequence[int]]
+    ) -> list[list[Completion]]:
+        import torch
+
+        texts = [self.prompt_text(p) for p in prompts]
+        jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]
+        out: list[list[Completion | None]] = [[None] * n for _ in prompts]
+        eos = self.tokenizer.eos_token_id
+        for start in range(0, len(jobs), self.batch_size):
+            batch = jobs[start : start + self.batch_size]
+            enc = self.tokenizer(
+                [texts[i] for i, _ in batch], return_tensors="pt", padding=True, add_special_tokens=False
+            ).to(self.model.device)
+            torch.manual_seed(seeds[batch[0][0]][batch[0][1]])
+            sample = params.temperature > 0
+            with torch.inference_mode():
+                generated = self.model.generate(
+                    **enc,
+                    do_sample=sample,
+                    temperature=params.temperature if sample else None,
+                    top_p=params.top_p if sample else None,
+                    top_k=params.top_k if sample and params.top_k > 0 else None,
+                    max_new_tokens=params.max_tokens,
+                    pad_token_id=self.tokenizer.pad_token_id,
+                    eos_token_id=eos,
+                )
+            new = generated[:, enc["input_ids"].shape[1] :].tolist()
+            for (i, j), ids in zip(batch, new, strict=True):
+                length = ids.index(eos) if eos in ids else len(ids)
+                out[i][j] = Completion(
+                    text=self.tokenizer.decode(ids[:length], skip_special_tokens=True),
+                    tokens=length,
+                    finish_reason="stop" if eos in ids else "length",
+                    seed=seeds[i][j],
+                )
+            if self.on_batch:
+                self.on_batch(len(batch))
+        return out  # type: ignore[return-value]
+
+    def close(self) -> None:
+        self.model = None
