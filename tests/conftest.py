@@ -34,3 +34,11 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess
 
 
 MINIMAL = "name: t\nmodel: {path: some/model}\n"
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """The tiny offline Qwen2-style model, built once per test session."""
+    from knowrl.generation import build_tiny_model
+
+    return str(build_tiny_model(tmp_path_factory.mktemp("models") / "tiny", seed=0))
