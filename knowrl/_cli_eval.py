@@ -71,11 +71,20 @@ def eval_command(
     )
     out = out or Path(".knowrl/eval") / f"{Path(model).name}-{resolved.name}"
     gen = make_generator(generator, model, batch_size=batch_size, server_url=server_url, seed=seed)
+    selector = None
+    if any(m.startswith("select:") for m in modes):
+        from knowrl.grading import Grader
+        from knowrl.kp import make_selector
+
+        selector_grader = Grader(require_think_close=require_think_close)
+        selector = make_selector(gen, selector_grader, cache_dir=out / "rollouts", seed=seed, sampling=request.sampling)
     try:
         with _Progress() as progress:
-            result = run_eval(gen, request, out, progress=progress)
+            result = run_eval(gen, request, out, progress=progress, selector=selector)
     finally:
         gen.close()
+        if selector is not None:
+            selector_grader.close()
     print_table(result)
     typer.echo(f"samples and scores in {out}/ (scores.parquet, distribution.parquet, samples/)")
 

@@ -113,9 +113,11 @@ def explain(
 def _register_groups() -> None:
     from knowrl._cli_data import data_app, grade
     from knowrl._cli_eval import eval_command, model_app
+    from knowrl._cli_kp import kp_app
 
     app.add_typer(data_app, name="data")
     app.add_typer(model_app, name="model")
+    app.add_typer(kp_app, name="kp")
     app.command("grade")(grade)
     app.command("eval")(eval_command)
 

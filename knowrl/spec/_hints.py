@@ -42,10 +42,14 @@ class _Scored(_HintsBase):
     """Draw rollouts in small batches and stop once the decision is settled at `confidence`."""
     max_rollouts_per_subset: PositiveInt = 32
     """Upper bound on rollouts for one subset when adaptive."""
-    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.9
+    confidence: Annotated[float, Field(gt=0.5, lt=1.0)] = 0.8
     """Confidence at which an adaptive decision counts as settled."""
     bound: Literal["wilson", "hoeffding"] = "wilson"
     """Confidence bound used by adaptive sampling."""
+    margin: Annotated[float, Field(ge=0.0, lt=1.0)] = 0.25
+    """Adaptive indifference zone: a subset passes once confidently no worse than the threshold minus this."""
+    batch: PositiveInt = 2
+    """Rollouts drawn per adaptive step."""
     sampling: RolloutSampling = Field(default_factory=RolloutSampling)
     """Sampling of the scoring rollouts."""
     seed: int = 0

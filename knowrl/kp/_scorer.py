@@ -1,0 +1,236 @@
+"""Score a KP subset with policy rollouts: render, sample, grade -- cached and adaptive.
+
+Every rollout is identified by (problem, subset, trial index) and seeded from
+it, so a cached rollout and a fresh one are the same draw: the cache (keyed
+by model, sampling and prompt settings, persisted as append-only JSONL) makes
+"no subset is rolled out twice" exact across strategies and runs.
+
+Adaptive decisions draw rollouts in small batches and stop as soon as a
+confidence bound settles "is the accuracy of S at least t?", up to a
+per-subset maximum; without `adaptive` each decision uses exactly
+`rollouts_per_subset` rollouts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from knowrl.data import Problem
+from knowrl.generation import Generator, SamplingParams, user_prompt
+from knowrl.kp._render import render_prompt
+from knowrl.spec._base import DEFAULT_PROMPT_SUFFIX
+
+Subset = tuple[int, ...]
+
+
+def wilson(correct: int, n: int, confidence: float) -> tuple[float, float]:
+    """Two-sided Wilson score interval for a binomial proportion."""
+    if n == 0:
+        return 0.0, 1.0
+    z = _z(confidence)
+    p = correct / n
+    denom = 1 + z * z / n
+    centre = (p + z * z / (2 * n)) / denom
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / denom
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def hoeffding(correct: int, n: int, confidence: float) -> tuple[float, float]:
+    """Two-sided Hoeffding interval: p +- sqrt(ln(2/alpha) / 2n)."""
+    if n == 0:
+        return 0.0, 1.0
+    half = math.sqrt(math.log(2 / (1 - confidence)) / (2 * n))
+    p = correct / n
+    return max(0.0, p - half), min(1.0, p + half)
+
+
+def _z(confidence: float) -> float:
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(0.5 + confidence / 2)
+
+
+class RolloutCache:
+    """(problem id, subset) -> per-trial outcomes, for one model + sampling + prompt setting."""
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._data: dict[tuple[str, Subset], dict[int, bool]] = {}
+        self._lock = threading.Lock()
+        if path is not None and path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:  # a torn last line after a crash: everything before it stands
+                    continue
+                trials = self._data.setdefault((rec["p"], tuple(rec["s"])), {})
+                trials.update({rec["i"] + k: bool(o) for k, o in enumerate(rec["o"])})
+
+    def get(self, pid: str, subset: Subset) -> dict[int, bool]:
+        return self._data.get((pid, subset), {})
+
+    def put(self, pid: str, subset: Subset, start: int, outcomes: Sequence[bool]) -> None:
+        with self._lock:
+            trials = self._data.setdefault((pid, subset), {})
+            trials.update({start + k: bool(o) for k, o in enumerate(outcomes)})
+            if self.path is not None:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                with self.path.open("a", encoding="utf-8") as f:
+                    f.write(
+                        json.dumps({"p": pid, "s": list(subset), "i": start, "o": [int(o) for o in outcomes]}) + "\n"
+                    )
+
+
+@dataclass(frozen=True)
+class ScoringConfig:
+    rollouts_per_subset: int = 8
+    adaptive: bool = True
+    max_rollouts_per_subset: int = 32
+    confidence: float = 0.8
+    bound: str = "wilson"
+    margin: float = 0.25
+    """Indifference zone: a subset passes once it is confidently no worse than threshold - margin."""
+    batch: int = 2
+    """Rollouts per adaptive step."""
+
+    @classmethod
+    def from_spec(cls, hints) -> ScoringConfig:
+        return cls(
+            hints.rollouts_per_subset,
+            hints.adaptive,
+            hints.max_rollouts_per_subset,
+            hints.confidence,
+            hints.bound,
+            hints.margin,
+            hints.batch,
+        )
+
+
+class RolloutScorer:
+    """Scores subsets of one problem at a time; counts the rollouts each problem costs."""
+
+    def __init__(
+        self,
+        generator: Generator,
+        grader,
+        config: ScoringConfig,
+        sampling: SamplingParams,
+        *,
+        seed: int = 0,
+        suffix: str = DEFAULT_PROMPT_SUFFIX,
+        cache_dir: Path | None = None,
+        reuse: bool = True,
+    ) -> None:
+        self.generator, self.grader, self.config, self.sampling = generator, grader, config, sampling
+        self.seed, self.suffix = seed, suffix
+        self.reuse = reuse
+        """False: every question draws new rollouts, as a strategy without a cache would (a baseline)."""
+        self._fresh: dict[tuple[str, Subset], int] = {}
+        key = json.dumps(
+            [
+                generator.model_id,
+                sampling.temperature,
+                sampling.top_p,
+                sampling.top_k,
+                sampling.max_tokens,
+                seed,
+                suffix,
+            ]
+        )
+        self.cache_key = hashlib.sha256(key.encode()).hexdigest()[:16]
+        self.cache = RolloutCache(cache_dir / f"rollouts-{self.cache_key}.jsonl" if cache_dir else None)
+        self.spent: dict[str, int] = {}
+        """New rollouts drawn per problem id (cache hits are free)."""
+
+    # -- drawing -----------------------------------------------------------------------------------------
+    def _seed(self, pid: str, subset: Subset, index: int) -> int:
+        key = f"{self.seed}/{pid}/{','.join(map(str, subset))}/{index}"
+        return int.from_bytes(hashlib.sha256(key.encode()).digest()[:4], "big") >> 1
+
+    def _ensure(self, problem: Problem, wants: Sequence[tuple[Subset, int, int]]) -> None:
+        """Make trials [start, stop) exist for each (subset, start, stop), in one generate call."""
+        jobs: list[tuple[Subset, list[int]]] = []
+        for subset, start, stop in wants:
+            have = self.cache.get(problem.id, subset)
+            missing = [i for i in range(start, stop) if i not in have]
+            if missing:
+                jobs.append((subset, missing))
+        if not jobs:
+            return
+        # One prompt per trial: every trial has its own seed, and a batch mixes subsets.
+        flat = [(subset, i) for subset, missing in jobs for i in missing]
+        prompts = [user_prompt(render_prompt(problem, subset, self.suffix)) for subset, _ in flat]
+        seeds = [[self._seed(problem.id, subset, i)] for subset, i in flat]
+        completions = self.generator.generate(prompts, self.sampling, 1, seeds)
+        verdicts = self.grader.grade_many((problem.answer, row[0].text) for row in completions)
+        for (subset, i), v in zip(flat, verdicts, strict=True):
+            self.cache.put(problem.id, subset, i, [v.correct])
+        self.spent[problem.id] = self.spent.get(problem.id, 0) + len(flat)
+
+    def _window(self, pid: str, subset: Subset, repeat: int, size: int) -> int:
+        """First trial index of a question's rollouts: fixed per repeat, or new ones when not reusing."""
+        if self.reuse:
+            return repeat * size
+        start = self._fresh.get((pid, subset), 0)
+        self._fresh[(pid, subset)] = start + size
+        return start
+
+    def _count(self, pid: str, subset: Subset, start: int, stop: int) -> tuple[int, int]:
+        have = self.cache.get(pid, subset)
+        return sum(have[i] for i in range(start, stop)), stop - start
+
+    # -- what strategies ask -----------------------------------------------------------------------------
+    def accuracies(
+        self, problem: Problem, subsets: Sequence[Subset], repeat: int = 0, trials: int | None = None
+    ) -> list[float]:
+        """Point estimates from a fixed number of rollouts; `repeat` r uses its own, independent trials."""
+        k = trials or self.config.rollouts_per_subset
+        starts = [self._window(problem.id, s, repeat, k) for s in subsets]
+        self._ensure(problem, [(s, a, a + k) for s, a in zip(subsets, starts, strict=True)])
+        return [self._count(problem.id, s, a, a + k)[0] / k for s, a in zip(subsets, starts, strict=True)]
+
+    def at_least(self, problem: Problem, queries: Sequence[tuple[Subset, float]], repeat: int = 0) -> list[bool]:
+        """For each (subset, threshold): is the subset's accuracy >= threshold?
+
+        Adaptive (a sequential test with an indifference zone): batches of
+        rollouts until the confidence interval is wholly below t (no), or
+        wholly above t - margin (yes: not meaningfully worse), or the maximum
+        is reached (then the point estimate against t - margin/2 decides).
+        Fixed: exactly `rollouts_per_subset` rollouts and the point estimate.
+        """
+        cfg = self.config
+        if not cfg.adaptive:
+            accs = self.accuracies(problem, [s for s, _ in queries], repeat)
+            return [a >= t - 1e-12 for a, (_, t) in zip(accs, queries, strict=True)]
+        cap = cfg.max_rollouts_per_subset
+        base = {i: self._window(problem.id, s, repeat, cap) for i, (s, _) in enumerate(queries)}
+        n = {i: 0 for i in range(len(queries))}
+        decided: dict[int, bool] = {}
+        bound = wilson if cfg.bound == "wilson" else hoeffding
+        while len(decided) < len(queries):
+            todo = [i for i in range(len(queries)) if i not in decided]
+            for i in todo:
+                n[i] = min(cap, n[i] + cfg.batch)
+            self._ensure(problem, [(queries[i][0], base[i], base[i] + n[i]) for i in todo])
+            for i in todo:
+                subset, t = queries[i]
+                c, m = self._count(problem.id, subset, base[i], base[i] + n[i])
+                lo, hi = bound(c, m, cfg.confidence)
+                if hi < t:  # (for t = 1, "always correct", a single failure refutes)
+                    decided[i] = False
+                elif lo >= t - cfg.margin:
+                    decided[i] = True
+                if i not in decided and m >= cap:
+                    decided[i] = c / m >= t - cfg.margin / 2
+        return [decided[i] for i in range(len(queries))]
+
+    def estimate(self, problem: Problem, subset: Subset) -> float:
+        """The best estimate from every rollout of this subset drawn so far (for reports)."""
+        have = self.cache.get(problem.id, subset)
+        return sum(have.values()) / len(have) if have else float("nan")

@@ -1,0 +1,130 @@
+"""Run a selection strategy over a dataset: resumable, written as published-format records.
+
+Each finished problem is appended to the output JSONL at once, so an
+interrupted run resumes with the problems it has not done; rollouts live in
+the scorer's cache beside it, so a resumed problem re-uses what it drew.
+Records keep the published field names (`<strategy>_kept_kp_index`,
+`<strategy>_selected_kps`), so the data loader reads them back as
+precomputed selections.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from knowrl.data import Problem
+from knowrl.kp._scorer import RolloutScorer, ScoringConfig
+from knowrl.kp._strategies import Selection, select_kps
+
+SCORED = ("max_score", "s_loo", "t_loo", "cbrs", "css")
+
+
+def strategy_spec(strategy: str, **params):
+    """The validated spec model for a strategy and its parameters (defaults where not given)."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from knowrl._errors import UsageError
+    from knowrl.spec._hints import HintsSpec
+
+    try:
+        return TypeAdapter(HintsSpec).validate_python({"strategy": strategy, **params})
+    except ValidationError as e:
+        msgs = "; ".join(f"{'.'.join(map(str, x['loc'][1:])) or 'strategy'}: {x['msg']}" for x in e.errors())
+        raise UsageError(f"bad selection parameters: {msgs}", hint="`knowrl explain hints` lists them") from None
+
+
+def make_scorer(
+    generator, grader, hints, *, seed: int = 0, cache_dir: Path | None = None, suffix: str | None = None, sampling=None
+) -> RolloutScorer | None:
+    """A rollout scorer for a scored strategy (None for none/all/random, which need no rollouts)."""
+    if hints.strategy not in SCORED:
+        return None
+    from knowrl.generation import SamplingParams
+    from knowrl.spec._base import DEFAULT_PROMPT_SUFFIX
+
+    s = hints.sampling
+    sampling = sampling or SamplingParams(s.temperature, s.top_p, -1, s.max_tokens)
+    return RolloutScorer(
+        generator,
+        grader,
+        ScoringConfig.from_spec(hints),
+        sampling,
+        seed=hints.seed + seed,
+        suffix=suffix or DEFAULT_PROMPT_SUFFIX,
+        cache_dir=cache_dir,
+    )
+
+
+def selection_record(problem: Problem, name: str, sel: Selection) -> dict:
+    """A `knowrl-annotations` record carrying the new selection (and the problem's earlier ones)."""
+    record = {
+        "id": problem.id,
+        "dataset": problem.benchmark,
+        "prompt": [{"role": "user", "content": problem.problem}],
+        "reward_model": {"ground_truth": problem.answer, "style": "rule"},
+        "kp_list": list(problem.kps),
+    }
+    for other, indices in problem.selections.items():
+        if other != name:
+            record[f"{other}_kept_kp_index"] = list(indices)
+    record[f"{name}_kept_kp_index"] = list(sel.indices)
+    record[f"{name}_selected_kps"] = [problem.kps[i] for i in sel.indices]
+    record[f"{name}_estimates"] = {"chosen": sel.estimated, "empty": sel.empty, "full": sel.full}
+    record[f"{name}_rollouts"] = sel.rollouts
+    record[f"{name}_trace"] = sel.trace
+    return record
+
+
+def done_ids(out: Path) -> set[str]:
+    """Problems already in the output; a torn last line (a crash mid-write) is dropped."""
+    if not out.exists():
+        return set()
+    lines = out.read_text(encoding="utf-8").splitlines()
+    good = []
+    for line in lines:
+        try:
+            good.append(json.loads(line))
+        except json.JSONDecodeError:
+            break
+    if len(good) != len(lines):
+        out.write_text("".join(json.dumps(r) + "\n" for r in good), encoding="utf-8")
+    return {r["id"] for r in good}
+
+
+def select_dataset(
+    problems: Iterable[Problem],
+    hints,
+    scorer: RolloutScorer | None,
+    out: Path,
+    progress: Callable[[Problem, Selection], None] | None = None,
+) -> int:
+    """Select KPs for every problem not yet in `out`; return how many were done now."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    skip = done_ids(out)
+    n = 0
+    with out.open("a", encoding="utf-8") as f:
+        for problem in problems:
+            if problem.id in skip:
+                continue
+            sel = select_kps(problem, hints, scorer)
+            f.write(json.dumps(selection_record(problem, hints.strategy, sel), ensure_ascii=False) + "\n")
+            f.flush()
+            n += 1
+            if progress:
+                progress(problem, sel)
+    return n
+
+
+def make_selector(
+    generator, grader, *, cache_dir: Path | None = None, seed: int = 0, suffix: str | None = None, sampling=None
+) -> Callable[[list[Problem], str], dict[str, tuple[int, ...]]]:
+    """For eval's `select:<strategy>` modes: selection at test time with the evaluated model and sampling."""
+
+    def selector(problems: list[Problem], strategy: str) -> dict[str, tuple[int, ...]]:
+        hints = strategy_spec(strategy)
+        scorer = make_scorer(generator, grader, hints, seed=seed, cache_dir=cache_dir, suffix=suffix, sampling=sampling)
+        return {p.id: select_kps(p, hints, scorer).indices for p in problems}
+
+    return selector

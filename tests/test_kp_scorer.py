@@ -1,0 +1,89 @@
+"""The rollout scorer: bounds, the persistent cache, adaptive stopping, and the simulator's truth."""
+
+from __future__ import annotations
+
+import pytest
+
+from knowrl.generation import SamplingParams
+from knowrl.grading import Grader
+from knowrl.kp import RolloutScorer, ScoringConfig, hoeffding, select_kps, strategy_spec, wilson
+from knowrl.kp._simulator import SimGenerator, make_problems
+
+
+@pytest.fixture(scope="module")
+def grader():
+    g = Grader(workers=1)
+    yield g
+    g.close()
+
+
+def test_bounds():
+    lo, hi = wilson(8, 8, 0.8)
+    assert hi == 1.0 and lo == pytest.approx(8 / (8 + 1.2815515655446004**2), abs=1e-9)
+    assert wilson(0, 0, 0.9) == (0.0, 1.0)
+    lo, hi = hoeffding(5, 10, 0.9)
+    assert (lo, hi) == (pytest.approx(0.5 - 0.3870, abs=1e-3), pytest.approx(0.5 + 0.3870, abs=1e-3))
+
+
+def scorer(problems, grader, tmp_path=None, **cfg):
+    return RolloutScorer(SimGenerator(problems), grader, ScoringConfig(**cfg), SamplingParams(), cache_dir=tmp_path)
+
+
+def test_same_trial_same_outcome_and_the_cache_persists(grader, tmp_path):
+    probs = make_problems(5, seed=1)
+    p = next(x for x in probs if x.p_unlocked < 1.0 or x.critical)
+    a = scorer(probs, grader, tmp_path, rollouts_per_subset=16)
+    full = tuple(range(len(p.problem.kps)))
+    first = a.accuracies(p.problem, [full, ()])
+    assert a.spent[p.problem.id] == 32
+    again = a.accuracies(p.problem, [full, ()])
+    assert again == first and a.spent[p.problem.id] == 32  # cached: no new rollouts
+    b = scorer(probs, grader, tmp_path, rollouts_per_subset=16)  # a new run re-reads the cache file
+    assert b.accuracies(p.problem, [full, ()]) == first and b.spent.get(p.problem.id, 0) == 0
+    c = scorer(probs, grader, None, rollouts_per_subset=16)  # no cache file: the same seeds give the same draws
+    assert c.accuracies(p.problem, [full, ()]) == first and c.spent[p.problem.id] == 32
+
+
+def test_torn_cache_lines_are_ignored(grader, tmp_path):
+    probs = make_problems(3, seed=2)
+    a = scorer(probs, grader, tmp_path)
+    a.accuracies(probs[0].problem, [()])
+    path = next(tmp_path.iterdir())
+    path.write_text(path.read_text() + '{"p": "sim0", "s": [')
+    b = scorer(probs, grader, tmp_path)
+    b.accuracies(probs[0].problem, [()])
+    assert b.spent.get("sim0", 0) == 0
+
+
+def test_adaptive_decisions_stop_early_on_clear_cases(grader):
+    probs = make_problems(40, seed=3)
+    p = next(x for x in probs if x.critical and x.p_locked < 0.05)
+    s = scorer(probs, grader, adaptive=True, batch=2, confidence=0.8)
+    full = tuple(range(len(p.problem.kps)))
+    without_critical = tuple(i for i in full if i != p.critical[0])
+    assert s.at_least(p.problem, [(without_critical, 0.8)]) == [False]
+    assert s.spent[p.problem.id] <= 4  # a collapse is obvious after a couple of rollouts
+    fixed = scorer(probs, grader, adaptive=False)
+    assert fixed.at_least(p.problem, [(without_critical, 0.8)]) == [False]
+    assert fixed.spent[p.problem.id] == 8
+
+
+def test_without_reuse_every_question_draws_new_rollouts(grader):
+    probs = make_problems(3, seed=4)
+    s = RolloutScorer(SimGenerator(probs), grader, ScoringConfig(adaptive=False), SamplingParams(), reuse=False)
+    s.accuracies(probs[0].problem, [()])
+    s.accuracies(probs[0].problem, [()])
+    assert s.spent["sim0"] == 16
+
+
+def test_simulator_truth_and_strategies_through_the_real_scorer(grader):
+    probs = make_problems(60, seed=5)
+    s = scorer(probs, grader)
+    regrets = []
+    for sp in probs:
+        sel = select_kps(sp.problem, strategy_spec("css"), s)
+        regrets.append(sp.best_minimal()[1] - sp.accuracy(sel.indices))
+        assert not sp.fooled(sel.indices)
+    assert sum(regrets) / len(regrets) < 0.05
+    solved = [sp for sp in probs if sp.p_locked == 1.0]
+    assert solved and all(select_kps(sp.problem, strategy_spec("css"), s).indices == () for sp in solved)
