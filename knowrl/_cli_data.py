@@ -10,7 +10,7 @@ import typer
 
 from knowrl._errors import UsageError
 
-data_app = typer.Typer(help="Inspect datasets and render hint prompts.", no_args_is_help=True)
+data_app = typer.Typer(help="Inspect datasets and render hint prompts.", no_args_is_help=True, rich_markup_mode=None)
 
 SourceArg = Annotated[str, typer.Argument(help="A .jsonl/.parquet file, a folder of them, or hf://org/name@split.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="Record format, or auto to detect it.")]
@@ -75,6 +75,10 @@ def render(
         typer.echo(render_prompt(p, selection, suffix or DEFAULT_PROMPT_SUFFIX))
 
 
+grade_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+
+@grade_app.command("grade")
 def grade(
     responses: Annotated[Path, typer.Argument(help="JSONL of {example_id or problem_id, response, [answer]}.")],
     gold: Annotated[str | None, typer.Option(help="Dataset with the gold answers (matched by problem id).")] = None,

@@ -9,7 +9,12 @@ import typer
 
 from knowrl._errors import UsageError
 
-model_app = typer.Typer(help="Models: build the tiny offline model.", no_args_is_help=True)
+model_app = typer.Typer(help="Models: build the tiny offline model.", no_args_is_help=True, rich_markup_mode=None)
+
+
+@model_app.callback()
+def _model() -> None:
+    """Models: build the tiny offline model."""  # a callback keeps `model` a group with sub-commands
 
 
 @model_app.command("tiny")
@@ -23,6 +28,10 @@ def tiny(
     typer.echo(f"wrote {build_tiny_model(out, seed=seed)}")
 
 
+eval_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+
+@eval_app.command("eval")
 def eval_command(
     model: Annotated[
         str, typer.Option(help="Model folder or hub id (or the served model name for --generator openai).")

@@ -10,7 +10,11 @@ import typer
 
 from knowrl._errors import UsageError
 
-kp_app = typer.Typer(help="Knowledge points: select subsets with rollouts, summarise, extract.", no_args_is_help=True)
+kp_app = typer.Typer(
+    help="Knowledge points: select subsets with rollouts, summarise, extract.",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
 
 DataOpt = Annotated[str, typer.Option("--data", help="Problems: a .jsonl/.parquet file, a folder, or hf://...")]
 GenOpt = Annotated[str, typer.Option("--generator", help="transformers, vllm or openai.")]

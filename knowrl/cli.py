@@ -15,7 +15,39 @@ import typer
 
 from knowrl._errors import KnowrlError
 
+
+class _LazyGroup(typer.core.TyperGroup):
+    """Sub-commands whose modules are imported only when they run (or --help lists them).
+
+    Click's documented "lazily loading subcommands" pattern: `knowrl validate`
+    must not pay for building the data, eval and kp command trees.
+    """
+
+    LAZY = {  # name -> (module, attribute holding a typer app)
+        "grade": ("knowrl._cli_data", "grade_app"),
+        "data": ("knowrl._cli_data", "data_app"),
+        "model": ("knowrl._cli_eval", "model_app"),
+        "eval": ("knowrl._cli_eval", "eval_app"),
+        "kp": ("knowrl._cli_kp", "kp_app"),
+    }
+
+    def list_commands(self, ctx):
+        return [*super().list_commands(ctx), *self.LAZY]
+
+    def get_command(self, ctx, cmd_name):
+        if cmd_name in self.commands or cmd_name not in self.LAZY:
+            return super().get_command(ctx, cmd_name)
+        import importlib
+
+        module, attr = self.LAZY[cmd_name]
+        command = typer.main.get_command(getattr(importlib.import_module(module), attr))
+        command.name = cmd_name
+        self.commands[cmd_name] = command
+        return command
+
+
 app = typer.Typer(
+    cls=_LazyGroup,
     name="knowrl",
     help="Declarative experiments for knowledge-point-guided RL of LLM math reasoners (KnowRL).",
     no_args_is_help=True,
@@ -108,21 +140,6 @@ def explain(
     width = max(len(r[0]) for r in rows)
     for full, kind, default, doc in rows:
         typer.echo(f"{full.ljust(width)}  {doc}\n{' ' * width}  type {kind}; default {default}")
-
-
-def _register_groups() -> None:
-    from knowrl._cli_data import data_app, grade
-    from knowrl._cli_eval import eval_command, model_app
-    from knowrl._cli_kp import kp_app
-
-    app.add_typer(data_app, name="data")
-    app.add_typer(model_app, name="model")
-    app.add_typer(kp_app, name="kp")
-    app.command("grade")(grade)
-    app.command("eval")(eval_command)
-
-
-_register_groups()
 
 
 def main(argv: list[str] | None = None) -> int:
