@@ -29,6 +29,9 @@ class _LazyGroup(typer.core.TyperGroup):
         "model": ("knowrl._cli_eval", "model_app"),
         "eval": ("knowrl._cli_eval", "eval_app"),
         "kp": ("knowrl._cli_kp", "kp_app"),
+        "plan": ("knowrl._cli_plan", "plan_app"),
+        "compile": ("knowrl._cli_plan", "compile_app"),
+        "sweep": ("knowrl._cli_plan", "sweep_app"),
     }
 
     def list_commands(self, ctx):

@@ -1,0 +1,201 @@
+"""`knowrl plan`, `knowrl compile` and `knowrl sweep`."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from knowrl._errors import UsageError
+
+plan_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+compile_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+sweep_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+
+SpecArg = Annotated[Path, typer.Argument(help="Experiment spec (YAML).", show_default=False)]
+OverridesArg = Annotated[
+    list[str] | None, typer.Argument(help="Overrides, e.g. resources.nodes=4.", show_default=False)
+]
+AssumeOpt = Annotated[list[str] | None, typer.Option("--assume", help="Cost assumption key=value (repeatable).")]
+
+
+def _assumptions(pairs: list[str] | None) -> dict:
+    out = {}
+    for item in pairs or []:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"--assume {item!r}: expected key=value", hint="e.g. --assume gen_tokens_per_gpu_s=6000")
+        out[key] = float(value)
+    from knowrl.plan import Assumptions
+
+    unknown = set(out) - set(Assumptions.model_fields)
+    if unknown:
+        raise UsageError(
+            f"unknown assumption {', '.join(sorted(unknown))}", hint=f"known: {', '.join(Assumptions.model_fields)}"
+        )
+    return out
+
+
+def print_plan(p, spec) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from knowrl.backends import get_backend
+
+    console = Console()
+    table = Table(
+        "job",
+        "kind",
+        "depends on",
+        "resources",
+        "steps",
+        "est. GPU-h",
+        title=f"plan {p.run_id} ({p.backend}, {p.cluster['nodes']} x {p.cluster['gpus_per_node']} "
+        f"{p.cluster['gpu_type']})",
+    )
+    for j in p.jobs:
+        res = (
+            f"{j.resources.nodes} x {j.resources.gpus_per_node} GPU" if j.resources.gpus else f"{j.resources.cpus} CPU"
+        )
+        steps = f"{j.params['start_step']}..{j.params['end_step']}" if j.kind == "train" else ""
+        table.add_row(j.id, j.kind, ", ".join(j.depends_on), res, steps, f"{j.gpu_hours:,.1f}")
+    console.print(table)
+    for ph in p.phases:
+        console.print(
+            f"phase {ph['phase']}: steps {ph['steps'][0]}..{ph['steps'][1]}, clip low {ph['clip_low']}, "
+            f"high {ph['clip_high']}"
+        )
+    console.print(
+        f"[bold]total: {p.total_gpu_hours:,.1f} GPU-hours[/] "
+        f"(~{p.total_gpu_hours / max(1, p.cluster['nodes'] * p.cluster['gpus_per_node']) / 24:,.1f} days "
+        f"on the whole cluster)"
+    )
+    console.print("assumptions: " + ", ".join(f"{k}={v:g}" for k, v in p.assumptions.items()))
+    for note in get_backend(p.backend).approximations(spec):
+        console.print(f"[yellow]approximation[/]: {note}")
+
+
+@plan_app.command("plan")
+def plan_command(
+    spec: SpecArg,
+    overrides: OverridesArg = None,
+    assume: AssumeOpt = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+) -> None:
+    """Resolve a spec into its job DAG: resources, clip-schedule phases and GPU-hour estimates."""
+    from knowrl.plan import plan
+    from knowrl.spec import load_spec
+
+    s = load_spec(spec, overrides or [])
+    p = plan(s, _assumptions(assume))
+    if as_json:
+        typer.echo(json.dumps(p.to_dict(), indent=2))
+    else:
+        print_plan(p, s)
+
+
+def topological(jobs) -> list:
+    done, order = set(), []
+    pending = list(jobs)
+    while pending:
+        ready = [j for j in pending if set(j.depends_on) <= done]
+        if not ready:
+            raise UsageError("the plan has a dependency cycle")
+        for j in ready:
+            order.append(j)
+            done.add(j.id)
+            pending.remove(j)
+    return order
+
+
+def write_compiled(s, p, out: Path, run_dir: str) -> list[Path]:
+    from knowrl._io import atomic_write_bytes
+    from knowrl.backends import get_backend
+
+    backend = get_backend(p.backend)
+    written = []
+    lines = [
+        "#!/usr/bin/env bash",
+        f"# knowrl plan {p.run_id} for {s.name} ({p.backend}); spec {p.spec_hash}",
+        "# Jobs in dependency order. Copy the files beside this script into RUN_DIR first.",
+        "set -euo pipefail",
+        f'RUN_DIR="${{RUN_DIR:-{run_dir}}}"',
+        "",
+    ]
+    for job in topological(p.jobs):
+        launch = backend.compile(job, s, p, "$RUN_DIR")
+        for name, text in launch.files.items():
+            path = out / name
+            atomic_write_bytes(path, text.encode())
+            written.append(path)
+        deps = f" (after {', '.join(job.depends_on)})" if job.depends_on else ""
+        lines += [f"# {job.id}: {job.kind}{deps}", launch.entrypoint, ""]
+    script = out / "launch.sh"
+    atomic_write_bytes(script, "\n".join(lines).encode())
+    script.chmod(0o755)
+    atomic_write_bytes(out / "plan.json", json.dumps(p.to_dict(), indent=2).encode())
+    return [*written, script, out / "plan.json"]
+
+
+@compile_app.command("compile")
+def compile_command(
+    spec: SpecArg,
+    overrides: OverridesArg = None,
+    backend: Annotated[str | None, typer.Option(help="nemo_rl, verl or local (default: the spec's).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Folder for the compiled files.")] = None,
+    run_dir: Annotated[str | None, typer.Option(help="Run directory the jobs will use on the cluster.")] = None,
+) -> None:
+    """Write each job's backend files (per training phase) and a launch.sh a user could run by hand."""
+    from knowrl.plan import plan
+    from knowrl.spec import load_spec
+
+    extra = [f"resources.backend={backend}"] if backend else []
+    s = load_spec(spec, [*(overrides or []), *extra])
+    p = plan(s)
+    run_dir = run_dir or f"{s.resources.storage}/runs/{p.run_id}"
+    out = out or Path(s.resources.storage) / "compiled" / f"{s.name}-{p.run_id}-{p.backend}"
+    files = write_compiled(s, p, out, run_dir)
+    typer.echo(f"compiled {len(p.jobs)} jobs for {p.backend} into {out}/:")
+    for f in files:
+        typer.echo(f"  {f}")
+
+
+@sweep_app.command("sweep")
+def sweep_command(
+    spec: SpecArg,
+    overrides: OverridesArg = None,
+    with_plan: Annotated[bool, typer.Option("--plan", help="Plan every point and sum the cost.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Expand a sweep into concrete specs (validated, hashed, deduplicated) and list them."""
+    from knowrl.plan import expand, plan
+    from knowrl.spec import load_data, load_spec
+
+    s = load_spec(spec, overrides or [])
+    if s.sweep is None:
+        raise UsageError(f"{spec} declares no sweep", hint="add a `sweep:` section with grid, zip or random axes")
+    data, _ = load_data(spec, overrides or [])
+    points = expand(s, data)
+    rows = []
+    for pt in points:
+        row = {
+            "name": pt.name,
+            "spec_hash": pt.spec_hash[:12],
+            "status": "new",
+            "changes": pt.changes,
+            "duplicates": pt.duplicates,
+        }
+        if with_plan:
+            row["gpu_hours"] = round(plan(pt.spec).total_gpu_hours, 1)
+        rows.append(row)
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    for r in rows:
+        cost = f"  {r['gpu_hours']:,.0f} GPU-h" if with_plan else ""
+        dup = f"  (also {', '.join(r['duplicates'])})" if r["duplicates"] else ""
+        typer.echo(f"{r['spec_hash']}  {r['status']:7} {r['name']}{cost}{dup}")
+    total = f"; {sum(r['gpu_hours'] for r in rows):,.0f} GPU-hours in all" if with_plan else ""
+    typer.echo(f"{len(rows)} points{total}")

@@ -1,0 +1,38 @@
+"""Backend compilers: a Plan's jobs become launchable commands for NeMo-RL, verl or the local trainer."""
+
+from __future__ import annotations
+
+import importlib
+
+from knowrl.backends._base import Capabilities, Launch, knowrl_job
+
+BACKENDS = {"nemo_rl": "knowrl.backends.nemo_rl", "verl": "knowrl.backends.verl", "local": "knowrl.backends.local"}
+
+
+class _Adapter:
+    """A backend module behind the small interface the planner and runtime use."""
+
+    def __init__(self, module) -> None:
+        self.module, self.name = module, module.name
+
+    def check(self, spec) -> list[str]:
+        return self.module.capabilities(spec).errors
+
+    def approximations(self, spec) -> list[str]:
+        return self.module.capabilities(spec).approximations
+
+    def compile(self, job, spec, plan, run_dir: str) -> Launch:
+        if job.kind == "train":
+            return self.module.compile_train(job, spec, plan, run_dir)
+        return knowrl_job(job, spec, run_dir)
+
+
+def get_backend(name: str) -> _Adapter:
+    from knowrl._errors import UsageError
+
+    if name not in BACKENDS:
+        raise UsageError(f"unknown backend '{name}'", hint=f"use one of {', '.join(BACKENDS)}")
+    return _Adapter(importlib.import_module(BACKENDS[name]))
+
+
+__all__ = ["BACKENDS", "Capabilities", "Launch", "get_backend", "knowrl_job"]

@@ -1,0 +1,139 @@
+"""verl: per training phase, the override list for verl's DAPO recipe, as the KnowRL authors ran it.
+
+`python3 -m recipe.dapo.main_dapo key=value ...` from the verl checkout, with
+the names of the paper's launch script. The reward is knowrl's own function
+(`custom_reward_function`), so `</think>` is required exactly as the paper's
+reward does. Phases share `trainer.default_local_dir`; verl resumes from the
+latest checkpoint in it (`trainer.resume_mode=auto`).
+"""
+
+from __future__ import annotations
+
+import shlex
+
+from knowrl.backends._base import Capabilities, Launch
+
+name = "verl"
+DEFAULT_DIR = "/opt/verl"
+"""Where a verl checkout lives; `resources.backend_dir` overrides it."""
+
+
+def capabilities(spec) -> Capabilities:
+    errors = []
+    if spec.algorithm.total_steps is None:
+        errors.append("algorithm.total_epochs (the compiler needs total_steps for trainer.total_training_steps)")
+    return Capabilities(errors, [])
+
+
+def _fmt(v) -> str:
+    if isinstance(v, bool):
+        return str(v)
+    if v is None:
+        return "null"
+    if isinstance(v, list):
+        return "[" + ",".join(_fmt(x) for x in v) + "]"
+    return str(v)
+
+
+def phase_overrides(job, spec, run_dir: str) -> list[tuple[str, object]]:
+    a, p, r = spec.algorithm, job.params, job.resources
+    ppo_max = a.max_prompt_length + a.max_response_length
+    ds = a.dynamic_sampling
+    out: list[tuple[str, object]] = [
+        ("algorithm.adv_estimator", "grpo"),
+        ("algorithm.use_kl_in_reward", False),
+        ("algorithm.filter_groups.enable", ds.enabled),
+        ("algorithm.filter_groups.metric", ds.metric),
+        ("algorithm.filter_groups.max_num_gen_batches", ds.max_generation_batches),
+        ("data.train_files", f"{run_dir}/data/train.parquet"),
+        ("data.val_files", [f"{run_dir}/data/validation-{i}.parquet" for i in range(len(spec.data.validation))]),
+        ("data.train_batch_size", a.prompts_per_step),
+        ("data.gen_batch_size", a.effective_generation_batch_size),
+        ("data.max_prompt_length", a.max_prompt_length),
+        ("data.max_response_length", a.max_response_length),
+        ("data.filter_overlong_prompts", True),
+        ("data.truncation", "error"),
+        ("data.shuffle", spec.data.shuffle),
+        ("data.seed", spec.seed),
+        ("actor_rollout_ref.model.path", spec.model.path),
+        ("actor_rollout_ref.model.use_remove_padding", True),
+        ("actor_rollout_ref.model.enable_gradient_checkpointing", True),
+        ("actor_rollout_ref.actor.optim.lr", a.learning_rate),
+        ("actor_rollout_ref.actor.optim.weight_decay", a.weight_decay),
+        ("actor_rollout_ref.actor.optim.lr_warmup_steps", a.warmup_steps),
+        ("actor_rollout_ref.actor.ppo_mini_batch_size", a.mini_batch_size),
+        ("actor_rollout_ref.actor.use_dynamic_bsz", True),
+        ("actor_rollout_ref.actor.ppo_max_token_len_per_gpu", ppo_max),
+        ("actor_rollout_ref.actor.use_kl_loss", a.kl_coef > 0),
+        ("actor_rollout_ref.actor.kl_loss_coef", a.kl_coef),
+        ("actor_rollout_ref.actor.kl_loss_type", a.kl_type),
+        ("actor_rollout_ref.actor.entropy_coeff", a.entropy_coef),
+        ("actor_rollout_ref.actor.loss_agg_mode", a.loss_aggregation),
+        ("actor_rollout_ref.actor.clip_ratio_low", p["clip_low"]),
+        ("actor_rollout_ref.actor.clip_ratio_high", p["clip_high"]),
+        ("actor_rollout_ref.actor.clip_ratio_c", p["clip_c"] if p["clip_c"] is not None else 3.0),
+        ("actor_rollout_ref.actor.grad_clip", a.grad_clip),
+        ("actor_rollout_ref.ref.log_prob_use_dynamic_bsz", True),
+        ("actor_rollout_ref.ref.log_prob_max_token_len_per_gpu", ppo_max),
+        ("actor_rollout_ref.rollout.name", "vllm"),
+        ("actor_rollout_ref.rollout.n", a.samples_per_prompt),
+        ("actor_rollout_ref.rollout.log_prob_use_dynamic_bsz", True),
+        ("actor_rollout_ref.rollout.log_prob_max_token_len_per_gpu", ppo_max),
+        ("actor_rollout_ref.rollout.max_num_batched_tokens", ppo_max),
+        ("actor_rollout_ref.rollout.tensor_model_parallel_size", 1),
+        ("actor_rollout_ref.rollout.gpu_memory_utilization", 0.85),
+        ("actor_rollout_ref.rollout.temperature", a.rollout.temperature),
+        ("actor_rollout_ref.rollout.top_p", a.rollout.top_p),
+        ("actor_rollout_ref.rollout.top_k", a.rollout.top_k),
+        ("actor_rollout_ref.rollout.val_kwargs.temperature", a.validation.temperature),
+        ("actor_rollout_ref.rollout.val_kwargs.top_p", a.validation.top_p),
+        ("actor_rollout_ref.rollout.val_kwargs.top_k", a.validation.top_k),
+        ("actor_rollout_ref.rollout.val_kwargs.do_sample", a.validation.temperature > 0),
+        ("actor_rollout_ref.rollout.val_kwargs.n", a.validation.n),
+        ("reward_model.overlong_buffer.enable", a.overlong.enabled),
+        ("reward_model.overlong_buffer.len", a.overlong.buffer_length),
+        ("reward_model.overlong_buffer.penalty_factor", a.overlong.penalty_factor),
+        ("custom_reward_function.path", f"{run_dir}/knowrl_reward.py"),
+        ("custom_reward_function.name", "compute_score"),
+        ("trainer.critic_warmup", 0),
+        ("trainer.logger", ["console"]),
+        ("trainer.project_name", "knowrl"),
+        ("trainer.experiment_name", spec.name),
+        ("trainer.nnodes", r.nodes),
+        ("trainer.n_gpus_per_node", r.gpus_per_node),
+        ("trainer.save_freq", a.save_every),
+        ("trainer.test_freq", a.validate_every),
+        ("trainer.val_before_train", p["phase"] == 1),
+        ("trainer.total_training_steps", p["end_step"]),
+        ("trainer.total_epochs", 1_000_000),
+        ("trainer.resume_mode", "auto"),
+        ("trainer.default_local_dir", f"{run_dir}/checkpoints"),
+        ("trainer.validation_data_dir", f"{run_dir}/{job.id}/validation_data"),
+        ("trainer.rollout_data_dir", f"{run_dir}/{job.id}/rollout_data"),
+    ]
+    return out
+
+
+def render_overrides(pairs: list[tuple[str, object]]) -> list[str]:
+    return [f"{k}={_fmt(v)}" for k, v in pairs]
+
+
+def compile_train(job, spec, plan, run_dir: str) -> Launch:
+    backend_dir = spec.resources.backend_dir or DEFAULT_DIR
+    args = render_overrides(phase_overrides(job, spec, run_dir))
+    overrides_file = f"{job.id}.verl.overrides"
+    body = "".join(a + "\n" for a in args)
+    command = f"cd {backend_dir} && python3 -m recipe.dapo.main_dapo " + " ".join(shlex.quote(a) for a in args)
+    shim = "from knowrl.backends.verl_reward import compute_score  # noqa: F401\n"
+    return Launch(
+        job.id,
+        command,
+        {overrides_file: body, "knowrl_reward.py": shim},
+        {
+            "env_vars": {
+                "KNOWRL_REQUIRE_THINK_CLOSE": str(spec.reward.require_think_close),
+                "KNOWRL_GRADING_TIMEOUT": str(spec.reward.timeout_s),
+            },
+            "pip": ["knowrl"],
+        },
+    )
