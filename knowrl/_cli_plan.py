@@ -178,12 +178,13 @@ def sweep_command(
         raise UsageError(f"{spec} declares no sweep", hint="add a `sweep:` section with grid, zip or random axes")
     data, _ = load_data(spec, overrides or [])
     points = expand(s, data)
+    known = _registry_status(s.registry.path)
     rows = []
     for pt in points:
         row = {
             "name": pt.name,
             "spec_hash": pt.spec_hash[:12],
-            "status": "new",
+            "status": known.get(pt.spec_hash, "new"),
             "changes": pt.changes,
             "duplicates": pt.duplicates,
         }
@@ -199,3 +200,13 @@ def sweep_command(
         typer.echo(f"{r['spec_hash']}  {r['status']:7} {r['name']}{cost}{dup}")
     total = f"; {sum(r['gpu_hours'] for r in rows):,.0f} GPU-hours in all" if with_plan else ""
     typer.echo(f"{len(rows)} points{total}")
+
+
+def _registry_status(path: str) -> dict[str, str]:
+    """spec hash -> run status, from the registry when one exists (else every point is new)."""
+    if not Path(path).exists():
+        return {}
+    from knowrl.registry import reader
+
+    with reader(path) as con:
+        return dict(con.execute("SELECT spec_hash, status FROM runs").fetchall())

@@ -32,6 +32,14 @@ class _LazyGroup(typer.core.TyperGroup):
         "plan": ("knowrl._cli_plan", "plan_app"),
         "compile": ("knowrl._cli_plan", "compile_app"),
         "sweep": ("knowrl._cli_plan", "sweep_app"),
+        "ingest": ("knowrl._cli_registry", "ingest_app"),
+        "query": ("knowrl._cli_registry", "query_app"),
+        "compare": ("knowrl._cli_registry", "compare_app"),
+        "runs": ("knowrl._cli_registry", "runs_app"),
+        "show-run": ("knowrl._cli_registry", "show_run_app"),
+        "registry": ("knowrl._cli_registry", "registry_app"),
+        "ui": ("knowrl._cli_registry", "ui_app"),
+        "plot": ("knowrl._cli_registry", "plot_app"),
     }
 
     def list_commands(self, ctx):

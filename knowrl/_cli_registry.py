@@ -1,0 +1,332 @@
+"""`knowrl ingest | query | compare | runs | show-run | registry | ui | plot`."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from knowrl._errors import KnowrlError, UsageError
+
+DEFAULT_REGISTRY = ".knowrl/registry.duckdb"
+REFERENCE = Path(__file__).resolve().parents[1] / "registry" / "reference" / "knowrl_paper.csv"
+
+RegistryOpt = Annotated[str, typer.Option("--registry", help="The DuckDB registry file.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")]
+
+ingest_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+query_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+compare_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+runs_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+show_run_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+ui_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+registry_app = typer.Typer(help="Registry maintenance.", no_args_is_help=True, rich_markup_mode=None)
+plot_app = typer.Typer(help="Plots as PNG files.", no_args_is_help=True, rich_markup_mode=None)
+
+
+def emit(header: list[str], rows: list[list], fmt: str, title: str = "") -> None:
+    """Print rows as a rich table, CSV, JSON or Markdown."""
+    if fmt == "json":
+        typer.echo(json.dumps([dict(zip(header, r, strict=True)) for r in rows], indent=2, default=str))
+    elif fmt == "csv":
+        buf = io.StringIO()
+        w = csv.writer(buf)
+        w.writerow(header)
+        w.writerows(rows)
+        typer.echo(buf.getvalue(), nl=False)
+    elif fmt == "markdown":
+        typer.echo("| " + " | ".join(header) + " |")
+        typer.echo("|" + "---|" * len(header))
+        for r in rows:
+            typer.echo("| " + " | ".join("" if v is None else str(v) for v in r) + " |")
+    elif fmt == "table":
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(*header, title=title or None)
+        for r in rows:
+            t.add_row(*("" if v is None else str(v) for v in r))
+        Console(width=max(120, 14 * len(header))).print(t)
+    else:
+        raise UsageError(f"unknown format '{fmt}'", hint="use table, csv, json or markdown")
+
+
+@ingest_app.command("ingest")
+def ingest(
+    run_dirs: Annotated[list[Path], typer.Argument(help="Run directories (<storage>/runs/<id>).")],
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for another writer.")] = 60.0,
+) -> None:
+    """Read run directories' artifacts into the registry (idempotent, one transaction per job)."""
+    from knowrl.registry import ingest as do_ingest
+
+    r = do_ingest(registry, run_dirs, timeout_s=timeout)
+    rows = ", ".join(f"{v} {k}" for k, v in sorted(r.rows.items())) or "no artifact rows"
+    typer.echo(f"ingested {r.runs} runs, {r.jobs} jobs ({rows}) into {registry}")
+
+
+@query_app.command("query")
+def query(
+    sql: Annotated[str, typer.Argument(help="A read-only SQL query.")],
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Run read-only SQL against the registry (tables, plus views latest_scores, training_curves, reward_sparsity)."""
+    import duckdb
+
+    from knowrl.registry import reader
+
+    try:
+        kinds = {st.type.name for st in duckdb.extract_statements(sql)}
+    except duckdb.Error as e:
+        raise KnowrlError(f"cannot parse the query: {str(e).splitlines()[0]}") from None
+    if not kinds or not kinds <= {"SELECT", "EXPLAIN"}:
+        writes = ", ".join(sorted(kinds - {"SELECT", "EXPLAIN"})) or "empty"
+        raise KnowrlError(
+            f"`knowrl query` is read-only; refused a {writes} statement",
+            hint="query with SELECT; data enters through `knowrl ingest`",
+        )
+    with reader(registry) as con:
+        try:
+            cur = con.execute(sql)
+        except duckdb.Error as e:
+            msg = str(e).splitlines()[0]
+            if "read-only" in msg.lower():
+                raise KnowrlError(
+                    "the registry is read-only from `knowrl query`; that statement writes",
+                    hint="use `knowrl ingest` to add data",
+                ) from None
+            raise KnowrlError(f"query failed: {msg}") from None
+        header = [d[0] for d in cur.description] if cur.description else []
+        emit(header, cur.fetchall(), fmt)
+
+
+def _fmt(v) -> str:
+    return "" if v is None else f"{v:.2f}"
+
+
+@compare_app.command("compare")
+def compare(
+    runs: Annotated[list[str] | None, typer.Argument(help="Run ids (or prefixes) or names; all if none.")] = None,
+    hint_mode: Annotated[str | None, typer.Option(help="Comma-separated hint modes to show.")] = None,
+    checkpoint: Annotated[str | None, typer.Option(help="Only this checkpoint (base, final, step).")] = None,
+    with_reference: Annotated[bool, typer.Option("--with-reference", help="Add the published rows.")] = False,
+    diff: Annotated[tuple[str, str] | None, typer.Option(help="A B: per-benchmark deltas and a bootstrap CI.")] = None,
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    fmt: FormatOpt = "table",
+) -> None:
+    """The paper's table: one row per (run, hint mode), benchmarks as columns, unweighted Avg. and mean #KP."""
+    from knowrl.registry import reader
+    from knowrl.registry._compare import BENCHMARKS, measured_rows, paired_bootstrap, reference_rows
+
+    modes = [m.strip() for m in hint_mode.split(",")] if hint_mode else None
+    with reader(registry) as con:
+        if diff:
+            d = paired_bootstrap(con, diff[0], diff[1], (modes or ["none"])[0])
+            rows = [[b, f"{v:+.2f}"] for b, v in d["deltas"].items()]
+            rows.append(
+                [
+                    "Avg.",
+                    f"{d['avg_delta']:+.2f}  (95% CI {d['ci95'][0]:+.2f} .. {d['ci95'][1]:+.2f}, "
+                    f"paired bootstrap over {d['problems']} problems)",
+                ]
+            )
+            emit(["benchmark", f"{d['b'][:8]} - {d['a'][:8]} ({d['hint_mode']})"], rows, fmt)
+            return
+        rows = measured_rows(con, runs, modes, checkpoint)
+        if with_reference:
+            rows += reference_rows(con, modes)
+    if not rows:
+        raise KnowrlError("nothing to compare", hint="ingest runs with eval results, or add --with-reference")
+    benches = [b for b in BENCHMARKS if any(b in r.values for r in rows)]
+    benches += sorted({b for r in rows for b in r.values} - set(benches))
+    best = {b: max((r.values.get(b, float("-inf")) for r in rows), default=None) for b in [*benches, "Avg."]}
+    best["Avg."] = max(r.avg for r in rows if r.avg is not None)
+    header = ["run", "hint mode", *benches, "Avg.", "published Avg.", "mean #KP"]
+    out = []
+    for r in rows:
+
+        def cell(b, v):
+            s = _fmt(v)
+            return f"*{s}" if v is not None and fmt in ("table", "markdown") and abs(v - best[b]) < 1e-9 else s
+
+        mode = f"{r.hint_mode} (oracle-assisted)" if r.oracle else r.hint_mode
+        out.append(
+            [
+                r.label,
+                mode,
+                *(cell(b, r.values.get(b)) for b in benches),
+                cell("Avg.", r.avg),
+                _fmt(r.published_avg),
+                _fmt(r.mean_kps),
+            ]
+        )
+    emit(header, out, fmt, title="accuracy (%); Avg. = unweighted mean over benchmarks; * = best in column")
+
+
+@runs_app.command("runs")
+def runs(registry: RegistryOpt = DEFAULT_REGISTRY, fmt: FormatOpt = "table") -> None:
+    """Runs with status, spec hash, the hyperparameters that differ between them, and their best Avg."""
+    from knowrl.registry import reader
+    from knowrl.registry._compare import measured_rows
+
+    with reader(registry) as con:
+        data = con.execute("SELECT run_id, name, status, spec_hash, spec FROM runs ORDER BY created_at").fetchall()
+        best: dict[str, float] = {}
+        for r in measured_rows(con):
+            run_id = r.label.split("[")[1].split("]")[0]
+            best[run_id] = max(best.get(run_id, 0.0), r.avg or 0.0)
+    flat = [_flatten(json.loads(spec)) for *_, spec in data]
+    differ = (
+        sorted(
+            k
+            for k in set().union(*flat)
+            if len({json.dumps(f.get(k)) for f in flat}) > 1 and not k.startswith(("name", "description", "tags"))
+        )
+        if len(flat) > 1
+        else []
+    )
+    header = ["run", "name", "status", "spec hash", *differ, "best Avg."]
+    rows = [
+        [
+            rid,
+            name,
+            status,
+            h[:12],
+            *(f.get(k) for k in differ),
+            _fmt(next((v for k, v in best.items() if rid.startswith(k)), None)),
+        ]
+        for (rid, name, status, h, _), f in zip(data, flat, strict=True)
+    ]
+    emit(header, rows, fmt)
+
+
+def _flatten(d, prefix=""):
+    out = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+@show_run_app.command("show-run")
+def show_run(
+    run: Annotated[str, typer.Argument(help="Run id (or prefix) or name.")], registry: RegistryOpt = DEFAULT_REGISTRY
+) -> None:
+    """One run's jobs, a metrics summary and where its artifacts are."""
+    from knowrl.registry import reader
+    from knowrl.registry._compare import _resolve_runs
+
+    with reader(registry) as con:
+        (run_id, name), *_ = _resolve_runs(con, [run])
+        r = con.execute(
+            "SELECT status, spec_hash, git_sha, git_dirty, created_at, spec->>'$.resources.storage' "
+            "FROM runs WHERE run_id = ?",
+            [run_id],
+        ).fetchone()
+        typer.echo(
+            f"{name} [{run_id}] {r[0]}  spec {r[1][:12]}  git {r[2] or '-'}{' (dirty)' if r[3] else ''}  created {r[4]}"
+        )
+        jobs = con.execute(
+            "SELECT job_id, kind, status, attempts, started_at, finished_at, error FROM jobs "
+            "WHERE run_id = ? ORDER BY job_id",
+            [run_id],
+        ).fetchall()
+        emit(["job", "kind", "status", "attempts", "started", "finished", "error"], [list(j) for j in jobs], "table")
+        metrics = con.execute(
+            "SELECT name, count(*), min(step), max(step), last(value ORDER BY step) FROM metrics "
+            "WHERE run_id = ? GROUP BY name ORDER BY name",
+            [run_id],
+        ).fetchall()
+        if metrics:
+            emit(["metric", "points", "first step", "last step", "last value"], [list(m) for m in metrics], "table")
+    typer.echo(f"artifacts: {r[5] or '.knowrl'}/runs/{run_id}/")
+
+
+@registry_app.callback()
+def _registry() -> None:
+    """Registry maintenance."""  # a callback keeps `registry` a group with sub-commands
+
+
+@registry_app.command("load-reference")
+def load_reference(
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    csv_file: Annotated[Path, typer.Option("--csv", help="Reference results CSV.")] = REFERENCE,
+) -> None:
+    """Load the published KnowRL tables (marked as published, never mixed with measured runs)."""
+    from knowrl.registry import load_reference as load
+
+    typer.echo(f"loaded {load(registry, csv_file)} published rows from {csv_file} into {registry}")
+
+
+@ui_app.command("ui")
+def ui(
+    repo: Annotated[str, typer.Option(help="Aim repository.")] = ".knowrl/aim",
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 43800,
+) -> None:
+    """Start the Aim UI on 127.0.0.1 for the repo in use."""
+    import shutil
+    import subprocess
+    import sys
+
+    from knowrl.tracking import aim_missing
+
+    aim = shutil.which("aim") or str(Path(sys.executable).parent / "aim")
+    if not Path(aim).exists():
+        raise aim_missing()
+    Path(repo).mkdir(parents=True, exist_ok=True)
+    typer.echo(f"Aim UI on http://127.0.0.1:{port} for {repo} (Ctrl-C stops it)")
+    raise typer.Exit(subprocess.call([aim, "up", "--host", "127.0.0.1", "--port", str(port), "--repo", repo]))
+
+
+@plot_app.command("curves")
+def plot_curves(
+    runs: Annotated[list[str], typer.Argument(help="Runs to plot.")],
+    metric: Annotated[str, typer.Option(help="Metric name.")] = "train/reward",
+    out: Annotated[Path, typer.Option(help="PNG file.")] = Path("curves.png"),
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+) -> None:
+    """Training curves with the clip-schedule breakpoints marked."""
+    from knowrl.registry import reader
+    from knowrl.registry._compare import _resolve_runs
+    from knowrl.registry._plots import curves
+
+    with reader(registry) as con:
+        series = {}
+        for run_id, name in _resolve_runs(con, runs):
+            pts = con.execute(
+                "SELECT step, value FROM metrics WHERE run_id = ? AND name = ? ORDER BY step", [run_id, metric]
+            ).fetchall()
+            spec = json.loads(con.execute("SELECT spec FROM runs WHERE run_id = ?", [run_id]).fetchone()[0])
+            breaks = [c["step"] for c in spec["algorithm"]["clip_schedule"]]
+            series[f"{name} [{run_id[:8]}]"] = (pts, breaks)
+    curves(series, metric, out)
+    typer.echo(f"wrote {out}")
+
+
+@plot_app.command("compare")
+def plot_compare(
+    runs: Annotated[list[str] | None, typer.Argument(help="Runs to plot (all if none).")] = None,
+    hint_mode: Annotated[str, typer.Option(help="Hint mode of the measured runs.")] = "none",
+    with_reference: Annotated[bool, typer.Option("--with-reference", help="Add published bars.")] = True,
+    out: Annotated[Path, typer.Option(help="PNG file.")] = Path("compare.png"),
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+) -> None:
+    """Grouped bars per benchmark, measured runs beside the published references."""
+    from knowrl.registry import reader
+    from knowrl.registry._compare import measured_rows, reference_rows
+    from knowrl.registry._plots import bars
+
+    with reader(registry) as con:
+        rows = measured_rows(con, runs, [hint_mode])
+        if with_reference:
+            rows += reference_rows(con, [hint_mode])
+    bars(rows, out)
+    typer.echo(f"wrote {out}")

@@ -1,0 +1,151 @@
+"""Comparisons a researcher can trust: the paper's table shape, recomputed from per-sample rows.
+
+Accuracy per (run, checkpoint, benchmark, hint mode) is the mean over problems
+of each problem's mean correctness -- avg@N -- computed from `eval_samples`,
+and a suite's Avg. is the unweighted mean over its benchmarks. Published
+reference rows are shown beside measured ones, marked as published, with
+their Avg. recomputed from the rounded per-benchmark numbers next to the
+published Avg.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from knowrl.spec import KNOWRL8
+
+BENCHMARKS = list(KNOWRL8)
+
+
+@dataclass
+class Row:
+    label: str
+    hint_mode: str
+    values: dict[str, float]
+    avg: float | None
+    mean_kps: float | None
+    source: str  # "measured" or "published"
+    oracle: bool = False
+    published_avg: float | None = None
+
+
+def _resolve_runs(con, names: list[str] | None) -> list[tuple[str, str]]:
+    rows = con.execute("SELECT run_id, name FROM runs ORDER BY created_at").fetchall()
+    if not names:
+        return rows
+    picked = [r for r in rows if r[0] in names or r[1] in names or any(r[0].startswith(n) for n in names)]
+    missing = [n for n in names if not any(n in (r[0], r[1]) or r[0].startswith(n) for r in rows)]
+    if missing:
+        from knowrl._errors import KnowrlError
+
+        raise KnowrlError(f"no run named {', '.join(missing)} in the registry", hint="`knowrl runs` lists them")
+    return picked
+
+
+def measured_rows(
+    con, runs: list[str] | None = None, hint_modes: list[str] | None = None, checkpoint: str | None = None
+) -> list[Row]:
+    picked = _resolve_runs(con, runs)
+    if not picked:
+        return []
+    ids = [r[0] for r in picked]
+    names = dict(picked)
+    data = con.execute(
+        """
+        WITH per_problem AS (
+            SELECT run_id, checkpoint, benchmark, hint_mode, problem_id,
+                   avg(correct::DOUBLE) AS acc, any_value(kps) AS kps
+            FROM eval_samples WHERE run_id IN (SELECT unnest(?))
+            GROUP BY ALL)
+        SELECT run_id, checkpoint, benchmark, hint_mode, avg(acc), avg(kps)
+        FROM per_problem GROUP BY ALL
+        """,
+        [ids],
+    ).fetchall()
+    by: dict[tuple, dict] = {}
+    for run_id, ckpt, bench, mode, acc, kps in data:
+        if checkpoint and ckpt != checkpoint:
+            continue
+        if hint_modes and mode not in hint_modes:
+            continue
+        entry = by.setdefault((run_id, ckpt, mode), {"values": {}, "kps": []})
+        entry["values"][bench] = 100 * acc
+        entry["kps"].append(kps)
+    rows = []
+    for (run_id, ckpt, mode), e in sorted(by.items(), key=lambda kv: (ids.index(kv[0][0]), kv[0][1], kv[0][2])):
+        vals = e["values"]
+        rows.append(
+            Row(
+                f"{names[run_id]} [{run_id[:8]}] @{ckpt}",
+                mode,
+                vals,
+                sum(vals.values()) / len(vals),
+                sum(e["kps"]) / len(e["kps"]),
+                "measured",
+                mode.startswith("select:"),
+            )
+        )
+    return rows
+
+
+def reference_rows(con, hint_modes: list[str] | None = None) -> list[Row]:
+    data = con.execute(
+        "SELECT table_name, model, hint_mode, benchmark, value, published_avg, mean_kps "
+        "FROM reference_results ORDER BY source, table_name DESC, model"
+    ).fetchall()
+    by: dict[tuple, Row] = {}
+    for table, model, mode, bench, value, pub, kps in data:
+        if hint_modes and mode not in hint_modes:
+            continue
+        row = by.setdefault(
+            (table, model, mode),
+            Row(f"{model} ({table}, published)", mode, {}, None, kps, "published", published_avg=pub),
+        )
+        row.values[bench] = value
+    for row in by.values():
+        row.avg = sum(row.values.values()) / len(row.values)  # from the rounded published numbers
+    return list(by.values())
+
+
+def paired_bootstrap(con, run_a: str, run_b: str, hint_mode: str, *, samples: int = 2000, seed: int = 0) -> dict:
+    """Per-benchmark deltas (B - A) and a 95% paired bootstrap CI on the Avg. difference.
+
+    Problems are paired by (benchmark, problem id) and resampled within each
+    benchmark, so the suite's unweighted Avg. is recomputed on every resample.
+    """
+    import numpy as np
+
+    ((a_id, _),) = _resolve_runs(con, [run_a])
+    ((b_id, _),) = _resolve_runs(con, [run_b])
+    rows = con.execute(
+        """
+        WITH p AS (SELECT run_id, benchmark, problem_id, avg(correct::DOUBLE) AS acc FROM eval_samples
+                   WHERE run_id IN (?, ?) AND hint_mode = ? GROUP BY ALL)
+        SELECT a.benchmark, a.acc, b.acc FROM p a JOIN p b USING (benchmark, problem_id)
+        WHERE a.run_id = ? AND b.run_id = ? ORDER BY a.benchmark, a.problem_id
+        """,
+        [a_id, b_id, hint_mode, a_id, b_id],
+    ).fetchall()
+    if not rows:
+        from knowrl._errors import KnowrlError
+
+        raise KnowrlError(f"runs {run_a} and {run_b} share no evaluated problems in hint mode {hint_mode}")
+    benches = sorted({r[0] for r in rows})
+    diffs = {b: np.array([r[2] - r[1] for r in rows if r[0] == b]) for b in benches}
+    rng = np.random.default_rng(seed)
+    boot = np.zeros(samples)
+    for b in benches:
+        d = diffs[b]
+        idx = rng.integers(0, len(d), size=(samples, len(d)))
+        boot += d[idx].mean(axis=1)
+    boot = 100 * boot / len(benches)
+    delta = {b: 100 * float(d.mean()) for b, d in diffs.items()}
+    return {
+        "a": a_id,
+        "b": b_id,
+        "hint_mode": hint_mode,
+        "deltas": delta,
+        "avg_delta": sum(delta.values()) / len(delta),
+        "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
+        "problems": len(rows),
+    }
