@@ -178,7 +178,7 @@ def runs(registry: RegistryOpt = DEFAULT_REGISTRY, fmt: FormatOpt = "table") -> 
         data = con.execute("SELECT run_id, name, status, spec_hash, spec FROM runs ORDER BY created_at").fetchall()
         best: dict[str, float] = {}
         for r in measured_rows(con):
-            run_id = r.label.split("[")[1].split("]")[0]
+            run_id = r.label.split("(")[1].split(")")[0]
             best[run_id] = max(best.get(run_id, 0.0), r.avg or 0.0)
     flat = [_flatten(json.loads(spec)) for *_, spec in data]
     differ = (

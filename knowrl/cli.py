@@ -40,6 +40,8 @@ class _LazyGroup(typer.core.TyperGroup):
         "registry": ("knowrl._cli_registry", "registry_app"),
         "ui": ("knowrl._cli_registry", "ui_app"),
         "plot": ("knowrl._cli_registry", "plot_app"),
+        "run": ("knowrl._cli_run", "run_app"),
+        "status": ("knowrl._cli_run", "status_app"),
     }
 
     def list_commands(self, ctx):

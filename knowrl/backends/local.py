@@ -18,6 +18,15 @@ def capabilities(spec) -> Capabilities:
         errors.append(f"resources.nodes={r.nodes} (the local backend runs on this machine only)")
     if spec.eval.enabled and spec.eval.generator == "vllm" and not r.gpus_per_node:
         errors.append("eval.generator=vllm without GPUs (use transformers locally)")
+    if a.dynamic_sampling.enabled:
+        errors.append(
+            "algorithm.dynamic_sampling.enabled (TRL's GRPOTrainer has no DAPO group filter; set it false "
+            "for the local backend)"
+        )
+    if a.overlong.enabled:
+        errors.append("algorithm.overlong.enabled (TRL's GRPOTrainer has no overlong reward shaping)")
+    if a.prompts_per_step % a.mini_batch_size:
+        errors.append("algorithm.mini_batch_size must divide prompts_per_step")
     if a.kl_coef > 0 and a.kl_type not in ("kl", "low_var_kl"):
         errors.append(f"algorithm.kl_type={a.kl_type} (TRL's GRPOTrainer uses the k3 estimator)")
     return Capabilities(errors, [])

@@ -63,8 +63,17 @@ def _check_chunk(pairs: list[Pair], timeout_s: int) -> list[Result]:
 def _warm(memory_bytes: int) -> None:
     import resource
 
-    # A runaway expression (2^{10^{10}}) fails fast with MemoryError instead of swapping the machine.
-    resource.setrlimit(resource.RLIMIT_AS, (memory_bytes, memory_bytes))
+    # A runaway expression (2^{10^{10}}) fails fast with MemoryError instead of swapping the machine. The cap is
+    # on top of what the forked worker already maps (a Ray worker or a trainer may map many GB of address space).
+    try:
+        with open("/proc/self/statm") as f:
+            mapped = int(f.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        mapped = 0
+    limit = mapped + memory_bytes
+    soft, hard = resource.getrlimit(resource.RLIMIT_AS)
+    if hard == resource.RLIM_INFINITY or limit < hard:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
     logging.getLogger("math_verify").setLevel(logging.CRITICAL)  # timeouts are reported as verdicts
     import math_verify  # noqa: F401  (pay sympy's import once per worker, not per task)
 

@@ -76,7 +76,7 @@ def measured_rows(
         vals = e["values"]
         rows.append(
             Row(
-                f"{names[run_id]} [{run_id[:8]}] @{ckpt}",
+                f"{names[run_id]} ({run_id[:8]}) @{ckpt}",
                 mode,
                 vals,
                 sum(vals.values()) / len(vals),

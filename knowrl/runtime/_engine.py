@@ -1,0 +1,204 @@
+"""`knowrl run`: follow a plan's DAG on an embedded local Ray, resumably.
+
+The run id is the spec hash, so the same spec maps to the same run directory:
+finished jobs are skipped, failed or interrupted ones run again (training
+resumes from its last checkpoint), and a finished run does nothing. A lock on
+the run directory keeps two `knowrl run` of one spec from both running it.
+After each job the driver ingests the run into the registry and the tracker.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import fcntl
+import os
+import time
+from pathlib import Path
+
+from knowrl._errors import KnowrlError
+from knowrl.runtime._layout import now, read_json, run_path, write_manifest, write_status
+
+ATTEMPTS = {"kp_select": 2, "train": 2, "eval": 3}
+"""Tries per job kind before a job is marked failed (its dependants then wait for the next `knowrl run`)."""
+
+
+class RunLocked(KnowrlError):
+    exit_code = 3
+
+
+def _lock(run: Path):
+    run.mkdir(parents=True, exist_ok=True)
+    handle = (run / ".lock").open("a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise RunLocked(
+            f"run {run.name} is already being run by another `knowrl run`",
+            hint=f"follow it with `knowrl status {run.name}`",
+        ) from None
+    handle.seek(0)
+    handle.truncate()
+    handle.write(str(os.getpid()))
+    handle.flush()
+    return handle
+
+
+def job_status(run: Path, job_id: str) -> dict:
+    path = run / job_id / "status.json"
+    return read_json(path) if path.exists() else {"status": "pending", "attempts": 0}
+
+
+def check_capacity(p, gpus_available: float) -> None:
+    need = max((j.resources.gpus for j in p.jobs), default=0)
+    if need > gpus_available:
+        raise KnowrlError(
+            f"the plan needs {need} {p.cluster['gpu_type']} GPUs for the {p.backend} backend and this Ray cluster "
+            f"has {int(gpus_available) or 'none'}",
+            hint="submit to a GPU cluster (`knowrl compile` writes its launch files), inspect the plan with "
+            "`knowrl plan`, or try `knowrl run experiments/quickstart.yaml` on this machine",
+        )
+
+
+def _start_ray(num_cpus: int):
+    import ray
+
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(
+        num_cpus=num_cpus,
+        include_dashboard=False,
+        log_to_driver=False,
+        configure_logging=False,
+        _node_ip_address="127.0.0.1",
+    )
+    return ray
+
+
+def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
+    """Run every unfinished job of a spec's plan; return {job id: status}."""
+    from knowrl.plan import plan
+    from knowrl.registry import ingest
+
+    say = console.print if console else (lambda *a, **k: None)
+    p = plan(spec)
+    run = run_path(spec.resources.storage, p.run_id)
+    lock = _lock(run)
+    try:
+        statuses = {j.id: job_status(run, j.id)["status"] for j in p.jobs}
+        if (run / "manifest.json").exists() and all(s == "succeeded" for s in statuses.values()):
+            say(f"run {p.run_id} of {spec.name} is already complete: nothing to do")
+            return statuses
+        if not (run / "manifest.json").exists():
+            write_manifest(run, spec, p)
+        ray = _start_ray(os.cpu_count() or 1)
+        try:
+            check_capacity(p, ray.cluster_resources().get("GPU", 0))
+            statuses = _follow(
+                ray,
+                p,
+                spec,
+                run,
+                statuses,
+                say,
+                lambda: ingest(spec.registry.path, [run], timeout_s=registry_timeout_s),
+            )
+        finally:
+            ray.shutdown()
+        _track(spec, p, run)
+        return statuses
+    finally:
+        lock.close()
+
+
+def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job) -> dict:
+    from knowrl.runtime._jobs import execute
+
+    remote = ray.remote(execute)
+    spec_json = spec.model_dump(mode="json")
+    running: dict = {}
+    attempts = {j.id: job_status(run, j.id).get("attempts", 0) for j in p.jobs}  # over every `knowrl run`
+    tries = dict.fromkeys(attempts, 0)  # in this one
+    jobs = {j.id: j for j in p.jobs}
+    try:
+        while True:
+            busy = {job.id for job, _ in running.values()}
+            ready = [
+                j
+                for j in p.jobs
+                if statuses[j.id] != "succeeded"
+                and j.id not in busy
+                and all(statuses[d] == "succeeded" for d in j.depends_on)
+                and tries[j.id] < ATTEMPTS[j.kind]
+            ]
+            for job in ready:
+                attempts[job.id] += 1
+                tries[job.id] += 1
+                write_status(run, job, "running", attempts=attempts[job.id], started_at=now(), error=None)
+                statuses[job.id] = "running"
+                res = dict(num_cpus=job.resources.cpus, num_gpus=job.resources.gpus or 0)
+                ref = remote.options(**res).remote(dataclasses.asdict(job), spec_json, str(run))
+                running[ref] = (job, time.monotonic())
+                say(f"[bold]started[/] {job.id} (attempt {attempts[job.id]})")
+            if not running:
+                break
+            done, _ = ray.wait(list(running), num_returns=1)
+            job, t0 = running.pop(done[0])
+            try:
+                summary = ray.get(done[0])
+                write_status(run, job, "succeeded", finished_at=now(), summary=summary)
+                statuses[job.id] = "succeeded"
+                say(f"[green]done[/] {job.id} in {time.monotonic() - t0:.1f} s  {summary}")
+            except Exception as e:  # the job's own error, reported by Ray
+                cause = getattr(e, "cause", e)
+                write_status(run, job, "failed", finished_at=now(), error=f"{type(cause).__name__}: {cause}"[:2000])
+                statuses[job.id] = "failed"
+                say(f"[red]failed[/] {job.id}: {type(cause).__name__}: {str(cause)[:300]}")
+            after_job()
+    except KeyboardInterrupt:
+        for ref, (job, _) in running.items():
+            ray.cancel(ref, force=True)
+            write_status(run, job, "cancelled", finished_at=now(), error="interrupted (Ctrl-C)")
+            statuses[job.id] = "cancelled"
+        after_job()
+        raise
+    blocked = [j for j in jobs if statuses[j] != "succeeded"]
+    if blocked:
+        say(
+            f"[yellow]{len(blocked)} jobs did not finish[/] ({', '.join(blocked[:5])}"
+            f"{'...' if len(blocked) > 5 else ''}); run `knowrl run` again to resume"
+        )
+    return statuses
+
+
+def _track(spec, p, run: Path) -> None:
+    """Log the run to the tracker from the driver: train metrics and eval scores, once per run."""
+    if spec.tracking.backend == "none":
+        return
+    import pyarrow.parquet as pq
+
+    from knowrl.tracking import make_tracker
+
+    tracker = make_tracker(spec.tracking.backend, spec.tracking.repo)
+    tracker.start(p.run_id, spec.name, spec.model_dump(mode="json"), spec.tracking.experiment)
+    try:
+        for job in p.jobs:
+            folder = run / job.id
+            if (folder / "metrics.parquet").exists():
+                for r in pq.read_table(folder / "metrics.parquet").to_pylist():
+                    tracker.track(r["name"], r["value"], r["step"], {"phase": job.params.get("phase")})
+            if (folder / "scores.parquet").exists():
+                for r in pq.read_table(folder / "scores.parquet").to_pylist():
+                    if r["benchmark"] != "Avg." and r["metric"] in ("accuracy", "maj", "mean_length"):
+                        tracker.track(
+                            f"eval/{r['metric']}",
+                            r["value"],
+                            None,
+                            {
+                                "benchmark": r["benchmark"],
+                                "hint_mode": r["hint_mode"],
+                                "checkpoint": str(job.params.get("checkpoint")),
+                            },
+                        )
+    finally:
+        tracker.close()
