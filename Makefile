@@ -2,9 +2,9 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-EXTRAS ?= dev,local
+EXTRAS ?= dev,local,ray
 
-.PHONY: setup test lint bench schema clean
+.PHONY: setup test quickstart lint bench schema clean
 
 setup: $(VENV)/.installed-$(EXTRAS)
 
@@ -16,6 +16,10 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
 
 test: setup
 	$(BIN)/python -m pytest
+
+quickstart: setup
+	$(BIN)/knowrl model tiny --out .knowrl/models/tiny-qwen2
+	$(BIN)/knowrl run experiments/quickstart.yaml
 
 lint: setup
 	$(BIN)/ruff check knowrl tests bench

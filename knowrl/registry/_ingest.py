@@ -37,7 +37,10 @@ def run_status(statuses: list[str]) -> str:
     return "cancelled" if any(s == "cancelled" for s in statuses) else "pending"
 
 
-def ingest(registry: str | Path, run_dirs: list[str | Path], *, timeout_s: float = 60.0) -> IngestReport:
+def ingest(
+    registry: str | Path, run_dirs: list[str | Path], *, timeout_s: float = 60.0, only_jobs: set[str] | None = None
+) -> IngestReport:
+    """Ingest run directories (all their jobs, or `only_jobs`); the run row is refreshed either way."""
     report = IngestReport()
     with writer(registry, timeout_s=timeout_s) as con:
         for run in map(Path, run_dirs):
@@ -51,6 +54,8 @@ def ingest(registry: str | Path, run_dirs: list[str | Path], *, timeout_s: float
             for status_file in sorted(run.glob("*/status.json")):
                 status = read_json(status_file)
                 statuses.append(status["status"])
+                if only_jobs is not None and status["job_id"] not in only_jobs:
+                    continue
                 counts = _ingest_job(con, m["run_id"], status, status_file.parent, m)
                 report.jobs += 1
                 for k, v in counts.items():

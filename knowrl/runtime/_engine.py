@@ -78,7 +78,6 @@ def _start_ray(num_cpus: int):
 def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
     """Run every unfinished job of a spec's plan; return {job id: status}."""
     from knowrl.plan import plan
-    from knowrl.registry import ingest
 
     say = console.print if console else (lambda *a, **k: None)
     p = plan(spec)
@@ -91,6 +90,7 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
             return statuses
         if not (run / "manifest.json").exists():
             write_manifest(run, spec, p)
+        tracker = _BackgroundTracker(spec, p, run)
         ray = _start_ray(os.cpu_count() or 1)
         try:
             check_capacity(p, ray.cluster_resources().get("GPU", 0))
@@ -101,14 +101,24 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
                 run,
                 statuses,
                 say,
-                lambda: ingest(spec.registry.path, [run], timeout_s=registry_timeout_s),
+                lambda jobs: _after(jobs, p, run, spec, tracker, registry_timeout_s),
             )
         finally:
             ray.shutdown()
-        _track(spec, p, run)
+            tracker.close()
         return statuses
     finally:
         lock.close()
+
+
+def _after(job_ids: set[str], p, run: Path, spec, tracker, timeout_s: float) -> None:
+    """After jobs finish: ingest them into the registry (the one writer) and hand them to the tracker."""
+    from knowrl.registry import ingest
+
+    ingest(spec.registry.path, [run], timeout_s=timeout_s, only_jobs=job_ids)
+    for job in p.jobs:
+        if job.id in job_ids and job_status(run, job.id)["status"] == "succeeded":
+            tracker.job_done(job)
 
 
 def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job) -> dict:
@@ -154,13 +164,13 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job) -> dict:
                 write_status(run, job, "failed", finished_at=now(), error=f"{type(cause).__name__}: {cause}"[:2000])
                 statuses[job.id] = "failed"
                 say(f"[red]failed[/] {job.id}: {type(cause).__name__}: {str(cause)[:300]}")
-            after_job()
+            after_job({job.id})
     except KeyboardInterrupt:
         for ref, (job, _) in running.items():
             ray.cancel(ref, force=True)
             write_status(run, job, "cancelled", finished_at=now(), error="interrupted (Ctrl-C)")
             statuses[job.id] = "cancelled"
-        after_job()
+        after_job({job.id for job, _ in running.values()})
         raise
     blocked = [j for j in jobs if statuses[j] != "succeeded"]
     if blocked:
@@ -171,34 +181,66 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job) -> dict:
     return statuses
 
 
-def _track(spec, p, run: Path) -> None:
-    """Log the run to the tracker from the driver: train metrics and eval scores, once per run."""
-    if spec.tracking.backend == "none":
-        return
+class _BackgroundTracker:
+    """Logs each finished job to the tracker from a driver thread, overlapping Aim's start-up with the jobs."""
+
+    def __init__(self, spec, p, run: Path) -> None:
+        import queue
+        import threading
+
+        self.spec, self.plan, self.run = spec, p, run
+        self.queue: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._work, daemon=True)
+        self.error: Exception | None = None
+        if spec.tracking.backend != "none":
+            self.thread.start()
+
+    def job_done(self, job) -> None:
+        if self.thread.is_alive():
+            self.queue.put(job)
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+        if self.error:
+            raise KnowrlError(f"tracking failed: {self.error}", hint="set tracking.backend: none to skip it")
+
+    def _work(self) -> None:
+        from knowrl.tracking import make_tracker
+
+        s = self.spec
+        try:
+            tracker = make_tracker(s.tracking.backend, s.tracking.repo)
+            tracker.start(self.plan.run_id, s.name, s.model_dump(mode="json"), s.tracking.experiment)
+        except Exception as e:  # reported on close, after the jobs
+            self.error = e
+            return
+        try:
+            while (job := self.queue.get()) is not None:
+                _log_job(tracker, job, self.run / job.id)
+        except Exception as e:
+            self.error = e
+        finally:
+            tracker.close()
+
+
+def _log_job(tracker, job, folder: Path) -> None:
     import pyarrow.parquet as pq
 
-    from knowrl.tracking import make_tracker
-
-    tracker = make_tracker(spec.tracking.backend, spec.tracking.repo)
-    tracker.start(p.run_id, spec.name, spec.model_dump(mode="json"), spec.tracking.experiment)
-    try:
-        for job in p.jobs:
-            folder = run / job.id
-            if (folder / "metrics.parquet").exists():
-                for r in pq.read_table(folder / "metrics.parquet").to_pylist():
-                    tracker.track(r["name"], r["value"], r["step"], {"phase": job.params.get("phase")})
-            if (folder / "scores.parquet").exists():
-                for r in pq.read_table(folder / "scores.parquet").to_pylist():
-                    if r["benchmark"] != "Avg." and r["metric"] in ("accuracy", "maj", "mean_length"):
-                        tracker.track(
-                            f"eval/{r['metric']}",
-                            r["value"],
-                            None,
-                            {
-                                "benchmark": r["benchmark"],
-                                "hint_mode": r["hint_mode"],
-                                "checkpoint": str(job.params.get("checkpoint")),
-                            },
-                        )
-    finally:
-        tracker.close()
+    if (folder / "metrics.parquet").exists():
+        for r in pq.read_table(folder / "metrics.parquet").to_pylist():
+            tracker.track(r["name"], r["value"], r["step"], {"phase": job.params.get("phase")})
+    if (folder / "scores.parquet").exists():
+        for r in pq.read_table(folder / "scores.parquet").to_pylist():
+            if r["benchmark"] != "Avg." and r["metric"] in ("accuracy", "maj", "mean_length"):
+                tracker.track(
+                    f"eval/{r['metric']}",
+                    r["value"],
+                    None,
+                    {
+                        "benchmark": r["benchmark"],
+                        "hint_mode": r["hint_mode"],
+                        "checkpoint": str(job.params.get("checkpoint")),
+                    },
+                )

@@ -110,9 +110,13 @@ RUNNERS = {"kp_select": run_kp_select, "train": run_train, "eval": run_eval_job}
 
 def execute(job_dict: dict, spec_json: dict, run_dir: str) -> dict:
     """Entry point of a job in a worker process: rebuild the spec and job, run, return a summary."""
+    import time
+
     from knowrl.plan._plan import Job, Resources
     from knowrl.spec import validate
 
+    started = time.time()
     spec = validate(spec_json)
     job = Job(**{**job_dict, "resources": Resources(**job_dict["resources"])})
-    return RUNNERS[job.kind](spec, job, Path(run_dir))
+    summary = RUNNERS[job.kind](spec, job, Path(run_dir))
+    return {**summary, "work_interval": [started, time.time()]}

@@ -1,0 +1,202 @@
+"""`knowrl run`: the quickstart end to end, resume after a crash, the run lock, capacity errors, learning."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import EXPERIMENTS, ROOT, run_cli
+
+from knowrl.spec import load_spec
+
+
+def quickstart(tmp_path, tiny_model, *extra):
+    return load_spec(
+        EXPERIMENTS / "quickstart.yaml",
+        [
+            f"model.path={tiny_model}",
+            f"resources.storage={tmp_path / 'store'}",
+            f"registry.path={tmp_path / 'reg.duckdb'}",
+            f"tracking.repo={tmp_path / 'aim'}",
+            *extra,
+        ],
+    )
+
+
+def statuses(run: Path) -> dict:
+    return {p.parent.name: json.loads(p.read_text()) for p in run.glob("*/status.json")}
+
+
+def test_quickstart_end_to_end_then_nothing_to_do(tmp_path, tiny_model):
+    from knowrl.plan import plan
+    from knowrl.registry import reader
+    from knowrl.runtime._engine import run_spec
+
+    spec = quickstart(tmp_path, tiny_model)
+    result = run_spec(spec)
+    assert set(result.values()) == {"succeeded"}
+    run = tmp_path / "store" / "runs" / plan(spec).run_id
+    st = statuses(run)
+    assert st["train-p2"]["summary"]["resumed_from"].endswith("checkpoint-6")  # phase 2 resumed from phase 1
+    assert (run / "kp_select/selections.jsonl").exists() and (run / "checkpoints/step_8/config.json").exists()
+    with reader(tmp_path / "reg.duckdb") as con:
+        assert con.execute("SELECT status FROM runs").fetchall() == [("done",)]
+        names = {n for (n,) in con.execute("SELECT DISTINCT name FROM metrics").fetchall()}
+        assert {"train/reward", "train/correct_fraction", "train/zero_correct_groups", "train/loss"} <= names
+        assert con.execute("SELECT count(DISTINCT checkpoint) FROM eval_samples").fetchone()[0] == 2
+    first = {k: v["attempts"] for k, v in st.items()}
+    again = run_spec(spec)
+    assert set(again.values()) == {"succeeded"}
+    assert {k: v["attempts"] for k, v in statuses(run).items()} == first  # nothing re-ran
+
+
+def test_a_killed_run_resumes_without_redoing_finished_jobs(tmp_path, tiny_model):
+    from knowrl.plan import plan
+
+    spec = quickstart(tmp_path, tiny_model, "eval.enabled=false")
+    run = tmp_path / "store" / "runs" / plan(spec).run_id
+    code = (
+        "import sys; from knowrl.spec import load_spec; from knowrl.runtime._engine import run_spec; "
+        "run_spec(load_spec(sys.argv[1], sys.argv[2:]))"
+    )
+    args = [
+        str(EXPERIMENTS / "quickstart.yaml"),
+        f"model.path={tiny_model}",
+        f"resources.storage={tmp_path / 'store'}",
+        f"registry.path={tmp_path / 'reg.duckdb'}",
+        f"tracking.repo={tmp_path / 'aim'}",
+        "eval.enabled=false",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    deadline = time.monotonic() + 240
+    while time.monotonic() < deadline:  # kill the driver while phase 2 trains
+        st = statuses(run)
+        if st.get("train-p2", {}).get("status") == "running":
+            break
+        time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("phase 2 never started")
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    before = statuses(run)
+    assert before["train-p1"]["status"] == "succeeded" and before["train-p2"]["status"] == "running"
+    # Ray workers may outlive the killed driver for a moment: wait until the checkpoints stop changing.
+    seen, stable_since = None, time.monotonic()
+    while time.monotonic() - stable_since < 3:
+        now = sorted(p.name for p in (run / "checkpoints/trl").glob("checkpoint-*"))
+        if now != seen:
+            seen, stable_since = now, time.monotonic()
+        time.sleep(0.2)
+    saved = max((run / "checkpoints/trl").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    from knowrl.runtime._engine import run_spec
+
+    result = run_spec(spec)
+    after = statuses(run)
+    assert set(result.values()) == {"succeeded"}
+    assert after["kp_select"]["attempts"] == before["kp_select"]["attempts"] == 1
+    assert after["train-p1"]["attempts"] == 1 and after["train-p2"]["attempts"] == 2
+    assert after["train-p2"]["summary"]["resumed_from"] == str(saved)  # its last checkpoint when it was killed
+
+
+def test_two_runs_of_one_spec_do_not_both_run(tmp_path, tiny_model):
+    import fcntl
+
+    from knowrl.plan import plan
+    from knowrl.runtime._engine import RunLocked, run_spec
+
+    spec = quickstart(tmp_path, tiny_model)
+    run = tmp_path / "store" / "runs" / plan(spec).run_id
+    run.mkdir(parents=True)
+    with (run / ".lock").open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)  # as another `knowrl run` would
+        with pytest.raises(RunLocked, match="already being run"):
+            run_spec(spec)
+    assert not (run / "manifest.json").exists()
+
+
+def test_a_gpu_plan_on_this_machine_stops_at_once(tmp_path):
+    r = run_cli("run", "experiments/css_main.yaml", f"resources.storage={tmp_path}", f"registry.path={tmp_path}/r.db")
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert "needs 64 H100-80GB GPUs for the nemo_rl backend and this Ray cluster has none" in r.stderr
+    assert "knowrl plan" in r.stderr and "quickstart" in r.stderr
+
+
+def test_dry_run_writes_compiled_inputs_only(tmp_path):
+    r = run_cli("run", "experiments/css_main.yaml", "--dry-run", f"resources.storage={tmp_path}")
+    assert r.returncode == 0, r.stderr
+    compiled = next((tmp_path / "runs").glob("*/compiled"))
+    assert (compiled / "launch.sh").exists() and (compiled / "train-p1.nemo_rl.yaml").exists()
+    assert not list((tmp_path / "runs").glob("*/manifest.json"))
+
+
+def test_local_backend_says_what_it_cannot_do(tmp_path, tiny_model):
+    from knowrl.plan import PlanError, plan
+
+    with pytest.raises(PlanError, match="dynamic_sampling"):
+        plan(quickstart(tmp_path, tiny_model, "algorithm.dynamic_sampling.enabled=true"))
+
+
+def test_local_grpo_learns_a_rewarded_answer(tmp_path, tiny_model):
+    """A toy where one digit is rewarded: a few dozen GRPO steps must raise its probability clearly."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from knowrl.plan._plan import Job, Resources
+    from knowrl.runtime._local_train import train_phase
+    from knowrl.spec import validate
+
+    tok = AutoTokenizer.from_pretrained(tiny_model)
+    prompt = "Pick a digit."
+    text = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True, tokenize=False)
+
+    def p_digits(path):
+        m = AutoModelForCausalLM.from_pretrained(path)
+        with torch.no_grad():
+            probs = m(**tok(text, return_tensors="pt", add_special_tokens=False)).logits[0, -1].softmax(-1)
+        return {d: float(probs[tok.convert_tokens_to_ids(d)]) for d in "0123456789"}
+
+    before = p_digits(tiny_model)
+    digit = max(before, key=before.get)
+    spec = validate(
+        {
+            "name": "learn",
+            "seed": 0,
+            "model": {"path": tiny_model, "dtype": "float32"},
+            "reward": {"require_think_close": False},
+            "algorithm": {
+                "name": "grpo",
+                "learning_rate": 0.02,
+                "prompts_per_step": 8,
+                "samples_per_prompt": 8,
+                "mini_batch_size": 8,
+                "max_prompt_length": 64,
+                "max_response_length": 1,
+                "total_steps": 30,
+                "save_every": 30,
+            },
+            "resources": {"backend": "local", "nodes": 1, "gpus_per_node": 0, "gpu_type": "none"},
+            "eval": {"enabled": False},
+        }
+    )
+    job = Job(
+        "train-p1",
+        "train",
+        Resources(1, 0, 1),
+        params={"phase": 1, "start_step": 0, "end_step": 30, "clip_low": 0.2, "clip_high": 0.28, "clip_c": None},
+    )
+    out = train_phase(spec, job, tmp_path / "run", [prompt] * 8, [digit] * 8)
+    after = p_digits(out["checkpoint"])
+    assert after[digit] > max(0.5, 5 * before[digit]), (digit, before[digit], after[digit])
