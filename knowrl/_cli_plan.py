@@ -168,8 +168,10 @@ def sweep_command(
     overrides: OverridesArg = None,
     with_plan: Annotated[bool, typer.Option("--plan", help="Plan every point and sum the cost.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    run: Annotated[bool, typer.Option("--run", help="Run the points not yet done (embedded, in turn).")] = False,
+    force: Annotated[bool, typer.Option("--force", help="Run even though the sweep's definition changed.")] = False,
 ) -> None:
-    """Expand a sweep into concrete specs (validated, hashed, deduplicated) and list them."""
+    """Expand a sweep into concrete specs (validated, hashed, deduplicated) and list them, or run them."""
     from knowrl.plan import expand, plan
     from knowrl.spec import load_data, load_spec
 
@@ -200,6 +202,37 @@ def sweep_command(
         typer.echo(f"{r['spec_hash']}  {r['status']:7} {r['name']}{cost}{dup}")
     total = f"; {sum(r['gpu_hours'] for r in rows):,.0f} GPU-hours in all" if with_plan else ""
     typer.echo(f"{len(rows)} points{total}")
+    if run:
+        _run_sweep(s, points, force)
+
+
+def _run_sweep(s, points, force: bool) -> None:
+    """Record the sweep's definition, refuse a changed one unless forced, then run the points not yet done."""
+    import hashlib
+
+    from rich.console import Console
+
+    from knowrl._io import atomic_write_bytes
+    from knowrl.runtime._engine import run_spec
+
+    definition = s.sweep.model_dump(mode="json")
+    record = Path(s.resources.storage) / "sweeps" / f"{s.name}.json"
+    if record.exists():
+        old = json.loads(record.read_text())
+        if old["definition"] != definition and not force:
+            raise UsageError(f"sweep {s.name} was started with another definition ({record})",
+                             hint="rerun with --force to run the new points anyway, or rename the sweep")
+    sweep_id = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:12]
+    atomic_write_bytes(record, json.dumps({"sweep_id": sweep_id, "definition": definition,
+                                           "points": [p.spec_hash for p in points]}, indent=2).encode())
+    console = Console()
+    failed = 0
+    for i, pt in enumerate(points, 1):
+        console.print(f"[bold]sweep point {i}/{len(points)}[/] {pt.name}")
+        statuses = run_spec(pt.spec, console=console)
+        failed += any(v != "succeeded" for v in statuses.values())
+    if failed:
+        raise typer.Exit(1)
 
 
 def _registry_status(path: str) -> dict[str, str]:

@@ -290,3 +290,19 @@ def test_cli_plan_compile_sweep(tmp_path):
     assert len(rows) == 6 and {r["status"] for r in rows} == {"new"}
     bad = run_cli("sweep", "experiments/css_main.yaml")
     assert bad.returncode == 2 and "declares no sweep" in bad.stderr
+
+
+def test_a_changed_sweep_is_refused_unless_forced(tmp_path, write):
+    sweep = (
+        MINIMAL + f"resources: {{backend: local, nodes: 1, gpus_per_node: 0, gpu_type: none, storage: {tmp_path}}}\n"
+    )
+    sweep += f"tracking: {{backend: none}}\nregistry: {{path: {tmp_path}/r.duckdb}}\n"
+    write("a.yaml", sweep + "eval: {enabled: false}\nsweep: {grid: {seed: [1]}}\n")
+    write("b.yaml", sweep + "eval: {enabled: false}\nsweep: {grid: {seed: [1, 2]}}\n")
+    first = run_cli("sweep", str(tmp_path / "a.yaml"), "--run")
+    assert first.returncode == 0, first.stderr  # nothing to train or evaluate: the points finish at once
+    record = json.loads((tmp_path / "sweeps/t.json").read_text())
+    assert record["definition"]["grid"] == {"seed": [1]}
+    changed = run_cli("sweep", str(tmp_path / "b.yaml"), "--run")
+    assert changed.returncode == 2 and "another definition" in changed.stderr and "--force" in changed.stderr
+    assert run_cli("sweep", str(tmp_path / "b.yaml"), "--run", "--force").returncode == 0
