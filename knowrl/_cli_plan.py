@@ -220,11 +220,17 @@ def _run_sweep(s, points, force: bool) -> None:
     if record.exists():
         old = json.loads(record.read_text())
         if old["definition"] != definition and not force:
-            raise UsageError(f"sweep {s.name} was started with another definition ({record})",
-                             hint="rerun with --force to run the new points anyway, or rename the sweep")
+            raise UsageError(
+                f"sweep {s.name} was started with another definition ({record})",
+                hint="rerun with --force to run the new points anyway, or rename the sweep",
+            )
     sweep_id = hashlib.sha256(json.dumps(definition, sort_keys=True).encode()).hexdigest()[:12]
-    atomic_write_bytes(record, json.dumps({"sweep_id": sweep_id, "definition": definition,
-                                           "points": [p.spec_hash for p in points]}, indent=2).encode())
+    atomic_write_bytes(
+        record,
+        json.dumps(
+            {"sweep_id": sweep_id, "definition": definition, "points": [p.spec_hash for p in points]}, indent=2
+        ).encode(),
+    )
     console = Console()
     failed = 0
     for i, pt in enumerate(points, 1):

@@ -200,3 +200,28 @@ def test_local_grpo_learns_a_rewarded_answer(tmp_path, tiny_model):
     out = train_phase(spec, job, tmp_path / "run", [prompt] * 8, [digit] * 8)
     after = p_digits(out["checkpoint"])
     assert after[digit] > max(0.5, 5 * before[digit]), (digit, before[digit], after[digit])
+
+
+def test_kp_select_is_data_parallel_and_split_independent(tmp_path, tiny_model):
+    import dataclasses
+
+    import ray
+
+    from knowrl.plan import plan
+    from knowrl.runtime._jobs import run_kp_select
+
+    spec = quickstart(tmp_path, tiny_model, "data.train.0.limit=6")
+    job = plan(spec).job("kp_select")
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, _node_ip_address="127.0.0.1")
+    try:
+        two = run_kp_select(spec, dataclasses.replace(job, params={**job.params, "workers": 2}), tmp_path / "a")
+    finally:
+        ray.shutdown()
+    one = run_kp_select(spec, job, tmp_path / "b")
+    assert (two["workers"], one["workers"], two["problems"]) == (2, 1, 6)
+    a = [json.loads(x) for x in (tmp_path / "a/kp_select/selections.jsonl").read_text().splitlines()]
+    b = [json.loads(x) for x in (tmp_path / "b/kp_select/selections.jsonl").read_text().splitlines()]
+    assert [r["id"] for r in a] == [r["id"] for r in b]  # merged back in data order
+    assert [r["css_kept_kp_index"] for r in a] == [r["css_kept_kp_index"] for r in b]

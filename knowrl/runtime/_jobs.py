@@ -29,12 +29,18 @@ def _selections(spec, run: Path, problems: list[Problem]) -> dict[str, tuple[int
     return {p.id: p.selection(h.field or h.strategy) for p in problems}
 
 
-def run_kp_select(spec, job, run: Path) -> dict:
+def select_shard(spec_json: dict, problem_ids: list[str] | None, out: str, cache_dir: str) -> int:
+    """Select KPs for some of the training problems with one model replica (a Ray task when sharded)."""
     from knowrl.generation import make_generator
     from knowrl.grading import Grader
     from knowrl.kp import make_scorer, select_dataset
+    from knowrl.spec import validate
 
+    spec = validate(spec_json)
     problems = train_problems(spec)
+    if problem_ids is not None:
+        wanted = set(problem_ids)
+        problems = [p for p in problems if p.id in wanted]
     gen = make_generator(
         "transformers" if not spec.resources.gpus_per_node else "vllm",
         spec.model.path,
@@ -43,13 +49,49 @@ def run_kp_select(spec, job, run: Path) -> dict:
     grader = Grader(require_think_close=spec.reward.require_think_close, timeout_s=spec.reward.timeout_s, workers=1)
     try:
         scorer = make_scorer(
-            gen, grader, spec.hints, seed=spec.seed, cache_dir=run / job.id / "rollouts", suffix=spec.data.prompt_suffix
+            gen, grader, spec.hints, seed=spec.seed, cache_dir=Path(cache_dir), suffix=spec.data.prompt_suffix
         )
-        done = select_dataset(problems, spec.hints, scorer, run / job.outputs["selections"])
+        return select_dataset(problems, spec.hints, scorer, Path(out))
     finally:
         grader.close()
         gen.close()
-    return {"selected": done, "problems": len(problems)}
+
+
+def run_kp_select(spec, job, run: Path) -> dict:
+    """Data-parallel over problems: `workers` Ray tasks, each with its own model replica and output shard.
+
+    Every shard is resumable on its own (finished problems stay in its file), and
+    rollouts are seeded per (problem, subset, trial), so the selections do not
+    depend on how the problems were split. The shards are merged in data order.
+    """
+    import json
+
+    out = run / job.outputs["selections"]
+    cache = run / job.id / "rollouts"
+    workers = max(1, int(job.params.get("workers", 1)))
+    problems = train_problems(spec)
+    if workers == 1:
+        done = select_shard(spec.model_dump(mode="json"), None, str(out), str(cache))
+        return {"selected": done, "problems": len(problems), "workers": 1}
+    import ray
+
+    gpus = 1 if spec.resources.gpus_per_node else 0
+    task = ray.remote(select_shard).options(num_gpus=gpus, num_cpus=1)
+    ids = [p.id for p in problems]
+    shards = [run / job.id / f"selections.shard-{i}.jsonl" for i in range(workers)]
+    refs = [
+        task.remote(spec.model_dump(mode="json"), ids[i::workers], str(shards[i]), str(cache)) for i in range(workers)
+    ]
+    done = sum(ray.get(refs))
+    by_id = {}
+    for shard in shards:
+        for line in shard.read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            by_id[record["id"]] = line
+    from knowrl._io import atomic_write_bytes
+
+    atomic_write_bytes(out, "".join(by_id[i] + "\n" for i in ids if i in by_id).encode())
+    return {"selected": done, "problems": len(problems), "workers": workers}
 
 
 def run_train(spec, job, run: Path) -> dict:
