@@ -45,7 +45,7 @@ def make_scorer(
     from knowrl.spec._base import DEFAULT_PROMPT_SUFFIX
 
     s = hints.sampling
-    sampling = sampling or SamplingParams(s.temperature, s.top_p, -1, s.max_tokens)
+    sampling = sampling or SamplingParams(s.temperature, s.top_p, s.top_k, s.max_tokens)
     return RolloutScorer(
         generator,
         grader,

@@ -39,3 +39,16 @@ def raise_issues(issues: list[tuple[str, str]]) -> None:
 
         text = "; ".join(f"{k}: {m}" if k else m for k, m in issues)
         raise PydanticCustomError("cross_field", text, {"issues": issues})
+
+
+class GenerationSampling(SpecModel):
+    """Sampling for generation outside training: evaluation and the rollouts that score KP subsets."""
+
+    temperature: NonNegFloat = 0.7
+    """Sampling temperature."""
+    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
+    """Nucleus sampling mass."""
+    top_k: int = Field(default=-1, ge=-1)
+    """Top-k cutoff; -1 disables it."""
+    max_tokens: PositiveInt = 32768
+    """Maximum new tokens per sample."""

@@ -5,7 +5,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from knowrl.spec._base import NonNegFloat, PositiveInt, SpecModel, raise_issues
+from knowrl.spec._base import GenerationSampling, PositiveInt, SpecModel, raise_issues
 from knowrl.spec._data import DatasetSource
 from knowrl.spec._hints import STRATEGIES
 
@@ -42,19 +42,6 @@ HintMode = Annotated[
 ]
 
 
-class EvalSampling(SpecModel):
-    """Sampling used at evaluation."""
-
-    temperature: NonNegFloat = 0.7
-    """Sampling temperature."""
-    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
-    """Nucleus sampling mass."""
-    top_k: int = Field(default=-1, ge=-1)
-    """Top-k cutoff; -1 disables it."""
-    max_tokens: PositiveInt = 32768
-    """Maximum new tokens per sample."""
-
-
 class BenchmarkSpec(DatasetSource):
     """One benchmark of a user-defined suite."""
 
@@ -77,7 +64,7 @@ class EvalSpec(SpecModel):
     """Local folder in the `knowrl-annotations` format to read a built-in suite from instead of the hub."""
     hint_modes: list[HintMode] = Field(default_factory=lambda: ["none"], min_length=1)
     """Hint modes: none, css, cbrs (precomputed), all, or select:<strategy> (oracle-assisted, run at test time)."""
-    sampling: EvalSampling = Field(default_factory=EvalSampling)
+    sampling: GenerationSampling = Field(default_factory=GenerationSampling)
     """Sampling for every benchmark."""
     samples: dict[str, PositiveInt] = Field(default_factory=dict)
     """Per-benchmark samples-per-problem overrides, e.g. {AIME24: 64}."""
@@ -135,5 +122,5 @@ class SuiteSpec(SpecModel):
     """Suite name as shown in tables."""
     benchmarks: list[BenchmarkSpec] = Field(min_length=1)
     """The benchmarks, each with its source, format and samples per problem."""
-    sampling: EvalSampling | None = None
+    sampling: GenerationSampling | None = None
     """Sampling for the whole suite (default: the experiment's `eval.sampling`)."""

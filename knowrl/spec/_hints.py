@@ -9,21 +9,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from knowrl.spec._base import NonNegFloat, PositiveInt, SpecModel
+from knowrl.spec._base import GenerationSampling, PositiveInt, SpecModel
 
 Strategy = Literal["none", "all", "random", "max_score", "s_loo", "t_loo", "cbrs", "css"]
 STRATEGIES: tuple[str, ...] = Strategy.__args__  # type: ignore[attr-defined]
-
-
-class RolloutSampling(SpecModel):
-    """Sampling for the policy rollouts that score a KP subset."""
-
-    temperature: NonNegFloat = 0.7
-    """Sampling temperature."""
-    top_p: Annotated[float, Field(gt=0.0, le=1.0)] = 0.9
-    """Nucleus sampling mass."""
-    max_tokens: PositiveInt = 32768
-    """Maximum new tokens per rollout."""
 
 
 class _HintsBase(SpecModel):
@@ -50,7 +39,7 @@ class _Scored(_HintsBase):
     """Adaptive indifference zone: a subset passes once confidently no worse than the threshold minus this."""
     batch: PositiveInt = 2
     """Rollouts drawn per adaptive step."""
-    sampling: RolloutSampling = Field(default_factory=RolloutSampling)
+    sampling: GenerationSampling = Field(default_factory=GenerationSampling)
     """Sampling of the scoring rollouts."""
     seed: int = 0
     """Seed of the scoring rollouts."""
