@@ -158,7 +158,8 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job) -> dict:
                 summary = ray.get(done[0])
                 write_status(run, job, "succeeded", finished_at=now(), summary=summary)
                 statuses[job.id] = "succeeded"
-                say(f"[green]done[/] {job.id} in {time.monotonic() - t0:.1f} s  {summary}")
+                shown = {k: v for k, v in summary.items() if k != "work_interval"}
+                say(f"[green]done[/] {job.id} in {time.monotonic() - t0:.1f} s  {shown}")
             except Exception as e:  # the job's own error, reported by Ray
                 cause = getattr(e, "cause", e)
                 write_status(run, job, "failed", finished_at=now(), error=f"{type(cause).__name__}: {cause}"[:2000])
