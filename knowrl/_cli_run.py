@@ -18,20 +18,17 @@ def run(
     spec: Annotated[Path, typer.Argument(help="Experiment spec (YAML).", show_default=False)],
     overrides: Annotated[list[str] | None, typer.Argument(help="Overrides.", show_default=False)] = None,
     address: Annotated[str | None, typer.Option(help="A Ray cluster's Jobs API (http://head:8265).")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="With --address: submit and return at once.")] = False,
+    allow_dirty: Annotated[bool, typer.Option("--allow-dirty", help="Submit from a git tree with changes.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and write the compiled inputs.")] = False,
 ) -> None:
-    """Run a spec: every unfinished job of its plan, on an embedded local Ray; resumable and idempotent."""
+    """Run a spec: every unfinished job of its plan, on an embedded local Ray or a cluster; resumable."""
     from rich.console import Console
 
     from knowrl.spec import load_spec
 
     s = load_spec(spec, overrides or [])
     console = Console()
-    if address or s.resources.ray_address:
-        raise KnowrlError(
-            "submitting to a Ray cluster through its Jobs API is not available in this version",
-            hint="`knowrl compile SPEC` writes each job's files and a launch.sh for the cluster",
-        )
     from knowrl.plan import plan
 
     p = plan(s)
@@ -43,9 +40,25 @@ def run(
         write_compiled(s, p, out, str(out.parent))
         console.print(f"compiled inputs in {out}/ (nothing submitted)")
         return
-    from knowrl.runtime._engine import run_spec
+    address = address or s.resources.ray_address
+    if address:
+        from knowrl.runtime._cluster import submit_run
+        from knowrl.runtime._layout import git_state
 
-    statuses = run_spec(s, console=console)
+        _, dirty = git_state()
+        if dirty and not allow_dirty:
+            raise KnowrlError(
+                "the git tree has uncommitted changes; a cluster run records the commit it ran",
+                hint="commit first, or pass --allow-dirty (recorded in the manifest)",
+            )
+        statuses = submit_run(s, address, detach=detach, say=console.print)
+        if detach:
+            console.print(f"submitted; follow with `knowrl status {p.run_id} --storage {s.resources.storage}`")
+            return
+    else:
+        from knowrl.runtime._engine import run_spec
+
+        statuses = run_spec(s, console=console)
     registry = s.registry.path
     if Path(registry).exists():
         from knowrl._cli_registry import compare
@@ -80,6 +93,10 @@ def status(
         raise KnowrlError(f"no run {run_id or ''} under {storage}/runs")
     for run in runs:
         m = read_json(run / "manifest.json") if (run / "manifest.json").exists() else {"name": "?"}
+        if m.get("ray_address"):  # a cluster run: reconcile with Ray, submit what became ready, ingest
+            from knowrl.runtime._cluster import follow
+
+            follow(run, detach=True, say=typer.echo)
         typer.echo(f"{run.name}  {m['name']}")
         for status_file in sorted(run.glob("*/status.json")):
             st = read_json(status_file)

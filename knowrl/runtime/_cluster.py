@@ -1,0 +1,136 @@
+"""A plan on a Ray cluster through the Jobs API: deterministic submission ids, dependencies, polling.
+
+Each job is one Ray job (`knowrl-<hash12>-<job>-<attempt>`), submitted once its
+dependencies succeeded; knowrl's own jobs run `python -m knowrl.runtime.job_main`,
+training on NeMo-RL or verl runs the compiled launch command. The bookkeeping
+lives in the run directory and Ray, so `--detach` returns at once and
+`knowrl status` picks up where it left off.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from knowrl._errors import KnowrlError
+from knowrl.runtime._engine import ATTEMPTS, _lock, job_status
+from knowrl.runtime._layout import now, read_json, run_path, write_json, write_manifest, write_status
+
+ACTIVE = ("PENDING", "RUNNING")
+
+
+def client(address: str):
+    from ray.job_submission import JobSubmissionClient
+
+    try:
+        return JobSubmissionClient(address)
+    except Exception as e:
+        raise KnowrlError(
+            f"cannot reach the Ray Jobs API at {address}: {str(e).splitlines()[0]}",
+            hint="check the address (http://HEAD:8265) and that the dashboard is up",
+        ) from None
+
+
+def submit_run(spec, address: str, *, detach: bool = False, say=print, poll_s: float = 1.0) -> dict:
+    """Create or resume the run and follow it on the cluster (one pass with `detach`)."""
+    from knowrl.plan import plan
+
+    p = plan(spec)
+    run = run_path(spec.resources.storage, p.run_id)
+    if not (run / "manifest.json").exists():
+        write_manifest(run, spec, p)
+        m = read_json(run / "manifest.json")
+        write_json(run / "manifest.json", {**m, "ray_address": address})
+    return follow(run, address, detach=detach, say=say, poll_s=poll_s)
+
+
+def follow(run: Path, address: str | None = None, *, detach: bool = False, say=print, poll_s: float = 1.0) -> dict:
+    """Reconcile job states with Ray, submit what became ready, ingest what finished; repeat unless detached."""
+    from knowrl.plan._plan import Job, Resources
+    from knowrl.registry import ingest
+    from knowrl.spec import validate
+
+    manifest = read_json(run / "manifest.json")
+    address = address or manifest.get("ray_address")
+    if not address:
+        raise KnowrlError(f"run {run.name} was not submitted to a cluster")
+    spec = validate(manifest["spec"])
+    jobs = [
+        Job(**{**j, "resources": Resources(**{k: j["resources"][k] for k in ("nodes", "gpus_per_node", "cpus")})})
+        for j in manifest["plan"]["jobs"]
+    ]
+    c = client(address)
+    lock = _lock(run)
+    try:
+        while True:
+            finished = _reconcile(c, run, jobs, say)
+            if finished:
+                ingest(spec.registry.path, [run], only_jobs=finished)
+            states = {j.id: job_status(run, j.id) for j in jobs}
+            for job in jobs:
+                st = states[job.id]
+                deps_ok = all(states[d]["status"] == "succeeded" for d in job.depends_on)
+                if (
+                    st["status"] in ("pending", "failed", "cancelled")
+                    and deps_ok
+                    and not st.get("active")
+                    and st.get("attempts", 0) < ATTEMPTS[job.kind]
+                ):
+                    _submit(c, run, spec, manifest, job, st.get("attempts", 0) + 1, say)
+            states = {j.id: job_status(run, j.id) for j in jobs}
+            active = [j for j, s in states.items() if s.get("active")]
+            if detach or not active:
+                return {j: s["status"] for j, s in states.items()}
+            time.sleep(poll_s)
+    finally:
+        lock.close()
+
+
+def _submit(c, run: Path, spec, manifest: dict, job, attempt: int, say) -> None:
+    from knowrl.backends import get_backend
+
+    if job.kind == "train" and spec.resources.backend != "local":
+        from knowrl.plan._plan import Plan
+
+        plan = Plan(
+            **{k: manifest["plan"][k] for k in ("run_id", "spec_hash", "backend", "phases", "assumptions", "cluster")},
+            jobs=[],
+        )
+        launch = get_backend(spec.resources.backend).compile(job, spec, plan, str(run))
+        for name, text in launch.files.items():
+            (run / name).write_text(text)
+        entrypoint, runtime_env = launch.entrypoint, launch.runtime_env
+    else:
+        entrypoint, runtime_env = f"{sys.executable} -m knowrl.runtime.job_main {run} {job.id}", {}
+    sid = f"knowrl-{manifest['run_id'][:12]}-{job.id}-{attempt}"
+    c.submit_job(
+        entrypoint=entrypoint,
+        submission_id=sid,
+        runtime_env=runtime_env or None,
+        entrypoint_num_cpus=job.resources.cpus,
+        entrypoint_num_gpus=job.resources.gpus or None,
+    )
+    write_status(run, job, "pending", attempts=attempt, submission_id=sid, active=True, submitted_at=now())
+    say(f"submitted {job.id} as {sid}")
+
+
+def _reconcile(c, run: Path, jobs, say) -> set[str]:
+    """Ray's word on every active submission; returns the jobs that just finished."""
+    finished = set()
+    for job in jobs:
+        st = job_status(run, job.id)
+        if not st.get("active"):
+            continue
+        ray_status = str(c.get_job_status(st["submission_id"])).split(".")[-1]
+        if ray_status in ACTIVE:
+            continue
+        st = job_status(run, job.id)  # the job may have written its own final status meanwhile
+        if ray_status == "SUCCEEDED":
+            write_status(run, job, "succeeded", active=False, finished_at=st.get("finished_at") or now())
+        else:
+            error = st.get("error") or f"Ray job {st['submission_id']} {ray_status.lower()}"
+            write_status(run, job, "failed", active=False, finished_at=now(), error=error)
+        finished.add(job.id)
+        say(f"{job.id}: {job_status(run, job.id)['status']}")
+    return finished

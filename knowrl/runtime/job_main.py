@@ -1,0 +1,38 @@
+"""`python -m knowrl.runtime.job_main RUN_DIR JOB_ID`: one knowrl job as a Ray Jobs API entrypoint.
+
+The job reads the spec and plan from the run directory's manifest, writes its
+own status and artifacts there, and exits non-zero on failure so Ray marks the
+submission failed as well.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import traceback
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    from knowrl.plan._plan import Job, Resources
+    from knowrl.runtime._jobs import execute
+    from knowrl.runtime._layout import now, read_json, write_status
+
+    run, job_id = Path(argv[0]), argv[1]
+    manifest = read_json(run / "manifest.json")
+    raw = next(j for j in manifest["plan"]["jobs"] if j["id"] == job_id)
+    resources = {k: raw["resources"][k] for k in ("nodes", "gpus_per_node", "cpus")}
+    job = Job(**{**raw, "resources": Resources(**resources)})
+    write_status(run, job, "running", started_at=now(), error=None)
+    try:
+        summary = execute(dataclasses.asdict(job), manifest["spec"], str(run))
+    except Exception as e:
+        write_status(run, job, "failed", finished_at=now(), error=f"{type(e).__name__}: {e}"[:2000])
+        traceback.print_exc()
+        return 1
+    write_status(run, job, "succeeded", finished_at=now(), summary=summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
