@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import pytest
-
 from conftest import EXPERIMENTS, run_cli
 
 RAY = str(Path(sys.executable).parent / "ray")
