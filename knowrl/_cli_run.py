@@ -11,6 +11,95 @@ from knowrl._errors import KnowrlError
 
 run_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 status_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+logs_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+cancel_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+StorageOpt = Annotated[str, typer.Option(help="Storage root.")]
+
+
+def _run_dir(run_id: str, storage: str) -> Path:
+    found = sorted((Path(storage) / "runs").glob(f"{run_id}*"))
+    if len(found) != 1:
+        raise KnowrlError(
+            f"{'no' if not found else 'more than one'} run matches '{run_id}' under {storage}/runs",
+            hint="`knowrl status --storage DIR` lists the runs",
+        )
+    return found[0]
+
+
+@logs_app.command("logs")
+def logs(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a prefix).")],
+    job: Annotated[str | None, typer.Argument(help="Job id (default: every job).")] = None,
+    follow: Annotated[bool, typer.Option("-f", "--follow", help="Keep printing as the log grows.")] = False,
+    storage: StorageOpt = ".knowrl",
+) -> None:
+    """Print a run's job logs (what each job wrote while it ran)."""
+    import time
+
+    run = _run_dir(run_id, storage)
+    files = [run / job / "job.log"] if job else sorted(run.glob("*/job.log"))
+    if not files or not all(f.exists() for f in files):
+        raise KnowrlError(f"no log for {job or 'any job'} in {run}", hint="jobs write job.log once they start")
+    offsets = {}
+    while True:
+        for f in files:
+            text = f.read_text(encoding="utf-8", errors="replace")[offsets.get(f, 0) :]
+            if text:
+                prefix = "" if job else f"[{f.parent.name}] "
+                typer.echo("".join(prefix + line for line in text.splitlines(keepends=True)), nl=False)
+                offsets[f] = offsets.get(f, 0) + len(text)
+        if not follow:
+            return
+        time.sleep(1)
+
+
+@cancel_app.command("cancel")
+def cancel(
+    run_id: Annotated[str, typer.Argument(help="Run id (or a prefix).")], storage: StorageOpt = ".knowrl"
+) -> None:
+    """Stop a run: its cluster jobs, or the local `knowrl run` driving it; finished jobs are kept."""
+    import os
+    import signal
+
+    from knowrl.runtime._layout import read_json
+
+    run = _run_dir(run_id, storage)
+    manifest = read_json(run / "manifest.json")
+    if manifest.get("ray_address"):
+        from knowrl.plan._plan import Job, Resources
+        from knowrl.runtime._cluster import client
+        from knowrl.runtime._layout import now, write_status
+
+        c = client(manifest["ray_address"])
+        for raw in manifest["plan"]["jobs"]:
+            st_file = run / raw["id"] / "status.json"
+            st = read_json(st_file) if st_file.exists() else {}
+            if st.get("active"):
+                c.stop_job(st["submission_id"])
+                job = Job(
+                    **{
+                        **raw,
+                        "resources": Resources(**{k: raw["resources"][k] for k in ("nodes", "gpus_per_node", "cpus")}),
+                    }
+                )
+                write_status(run, job, "cancelled", active=False, finished_at=now(), error="cancelled")
+                typer.echo(f"stopped {raw['id']} ({st['submission_id']})")
+        return
+    import fcntl
+
+    pid = 0
+    if (run / ".lock").exists():
+        with (run / ".lock").open("a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: nobody is driving the run
+            except BlockingIOError:
+                handle.seek(0)
+                pid = int(handle.read() or 0)
+    if pid:
+        os.kill(pid, signal.SIGINT)
+    else:
+        raise KnowrlError(f"run {run.name} is not running", hint=f"`knowrl status {run.name}` shows its jobs")
+    typer.echo(f"asked the `knowrl run` driving {run.name} (pid {pid}) to stop; the run stays resumable")
 
 
 @run_app.command("run")

@@ -42,6 +42,8 @@ class _LazyGroup(typer.core.TyperGroup):
         "plot": ("knowrl._cli_registry", "plot_app"),
         "run": ("knowrl._cli_run", "run_app"),
         "status": ("knowrl._cli_run", "status_app"),
+        "logs": ("knowrl._cli_run", "logs_app"),
+        "cancel": ("knowrl._cli_run", "cancel_app"),
     }
 
     def list_commands(self, ctx):

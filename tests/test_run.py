@@ -225,3 +225,38 @@ def test_kp_select_is_data_parallel_and_split_independent(tmp_path, tiny_model):
     b = [json.loads(x) for x in (tmp_path / "b/kp_select/selections.jsonl").read_text().splitlines()]
     assert [r["id"] for r in a] == [r["id"] for r in b]  # merged back in data order
     assert [r["css_kept_kp_index"] for r in a] == [r["css_kept_kp_index"] for r in b]
+
+
+def test_logs_and_cancel(tmp_path, tiny_model):
+    from knowrl.plan import plan
+
+    spec = quickstart(tmp_path, tiny_model, "eval.enabled=false")
+    run = tmp_path / "store" / "runs" / plan(spec).run_id
+    args = [
+        str(EXPERIMENTS / "quickstart.yaml"),
+        f"model.path={tiny_model}",
+        f"resources.storage={tmp_path / 'store'}",
+        f"registry.path={tmp_path / 'reg.duckdb'}",
+        "tracking.backend=none",
+        "eval.enabled=false",
+    ]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "knowrl.cli", "run", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (run / "kp_select/job.log").exists():  # the job has started
+        assert proc.poll() is None, proc.communicate()
+        time.sleep(0.05)
+    c = run_cli("cancel", run.name, "--storage", str(tmp_path / "store"))
+    assert c.returncode == 0, c.stderr
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert statuses(run)["kp_select"]["status"] == "cancelled"
+    logs = run_cli("logs", run.name, "kp_select", "--storage", str(tmp_path / "store"))
+    assert logs.returncode == 0 and "[knowrl] kp_select (kp_select) started" in logs.stdout
+    idle = run_cli("cancel", run.name, "--storage", str(tmp_path / "store"))
+    assert idle.returncode != 0 and "not running" in idle.stderr

@@ -151,14 +151,32 @@ RUNNERS = {"kp_select": run_kp_select, "train": run_train, "eval": run_eval_job}
 
 
 def execute(job_dict: dict, spec_json: dict, run_dir: str) -> dict:
-    """Entry point of a job in a worker process: rebuild the spec and job, run, return a summary."""
+    """Entry point of a job in a worker process: rebuild the spec and job, run, return a summary.
+
+    Everything the job prints or logs goes to `<run>/<job>/job.log` (`knowrl logs`).
+    """
+    import contextlib
+    import logging
     import time
+    import traceback
 
     from knowrl.plan._plan import Job, Resources
     from knowrl.spec import validate
 
     started = time.time()
-    spec = validate(spec_json)
     job = Job(**{**job_dict, "resources": Resources(**job_dict["resources"])})
-    summary = RUNNERS[job.kind](spec, job, Path(run_dir))
+    log = Path(run_dir) / job.id / "job.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        handler = logging.StreamHandler(f)
+        logging.getLogger().addHandler(handler)
+        try:
+            print(f"[knowrl] {job.id} ({job.kind}) started", flush=True)
+            summary = RUNNERS[job.kind](validate(spec_json), job, Path(run_dir))
+            print(f"[knowrl] {job.id} finished: {summary}", flush=True)
+        except BaseException:
+            traceback.print_exc()
+            raise
+        finally:
+            logging.getLogger().removeHandler(handler)
     return {**summary, "work_interval": [started, time.time()]}

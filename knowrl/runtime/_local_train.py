@@ -118,6 +118,7 @@ def train_phase(spec, job, run_dir: Path, prompts: list[str], answers: list[str]
         train_dataset=dataset,
         callbacks=[Metrics()],
     )
+    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # metrics go to parquet, not stdout
     resume = _latest_checkpoint(trl_dir) if p["start_step"] > 0 else None
     try:
         trainer.train(resume_from_checkpoint=resume)
