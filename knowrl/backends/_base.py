@@ -49,7 +49,7 @@ def knowrl_job(job, spec, run_dir: str) -> Launch:
         model = job.inputs["model"]
         model = model if model == spec.model.path else f"{run_dir}/{model}"
         suite = spec.eval.suite or "inline"
-        out = f"{run_dir}/eval/{p['checkpoint']}/{p['benchmark']}/{p['hint_mode'].replace(':', '-')}"
+        out = f"{run_dir}/{job.id}"  # the layout `knowrl ingest` reads
         parts = [
             "knowrl",
             "eval",
