@@ -102,6 +102,7 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
                 statuses,
                 say,
                 lambda jobs: _after(jobs, p, run, spec, tracker, registry_timeout_s),
+                bars=_Bars(console) if console is not None else None,
             )
         finally:
             ray.shutdown()
@@ -121,7 +122,49 @@ def _after(job_ids: set[str], p, run: Path, spec, tracker, timeout_s: float) -> 
             tracker.job_done(job)
 
 
-def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job) -> dict:
+class _Bars:
+    """One rich progress bar per running job, fed by the jobs' progress.json (steps, samples or problems)."""
+
+    def __init__(self, console) -> None:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.progress = Progress(
+            TextColumn("{task.description:<34}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[unit]}"),
+            TimeElapsedColumn(),
+            console=console,
+        )
+        self.tasks: dict[str, int] = {}
+
+    def __enter__(self):
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def refresh(self, run: Path, job_ids) -> None:
+        for job_id in job_ids:
+            path = run / job_id / "progress.json"
+            try:
+                state = read_json(path) if path.exists() else None
+            except ValueError:  # being replaced right now
+                continue
+            if job_id not in self.tasks:
+                self.tasks[job_id] = self.progress.add_task(job_id, total=None, unit="")
+            if state:
+                self.progress.update(
+                    self.tasks[job_id], completed=state["done"], total=state["total"] or None, unit=state["unit"]
+                )
+
+    def finish(self, job_id: str) -> None:
+        if job_id in self.tasks:
+            self.progress.remove_task(self.tasks.pop(job_id))
+
+
+def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars | None = None) -> dict:
     from knowrl.runtime._jobs import execute
 
     remote = ray.remote(execute)
@@ -130,6 +173,8 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job) -> dict:
     attempts = {j.id: job_status(run, j.id).get("attempts", 0) for j in p.jobs}  # over every `knowrl run`
     tries = dict.fromkeys(attempts, 0)  # in this one
     jobs = {j.id: j for j in p.jobs}
+    if bars:
+        bars.__enter__()
     try:
         while True:
             busy = {job.id for job, _ in running.values()}
@@ -152,8 +197,14 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job) -> dict:
                 say(f"[bold]started[/] {job.id} (attempt {attempts[job.id]})")
             if not running:
                 break
-            done, _ = ray.wait(list(running), num_returns=1)
+            done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+            if bars:
+                bars.refresh(run, [job.id for job, _ in running.values()])
+            if not done:
+                continue
             job, t0 = running.pop(done[0])
+            if bars:
+                bars.finish(job.id)
             try:
                 summary = ray.get(done[0])
                 write_status(run, job, "succeeded", finished_at=now(), summary=summary)
@@ -167,12 +218,18 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job) -> dict:
                 say(f"[red]failed[/] {job.id}: {type(cause).__name__}: {str(cause)[:300]}")
             after_job({job.id})
     except KeyboardInterrupt:
+        if bars:
+            bars.__exit__()
+            bars = None
         for ref, (job, _) in running.items():
             ray.cancel(ref, force=True)
             write_status(run, job, "cancelled", finished_at=now(), error="interrupted (Ctrl-C)")
             statuses[job.id] = "cancelled"
         after_job({job.id for job, _ in running.values()})
         raise
+    finally:
+        if bars:
+            bars.__exit__()
     blocked = [j for j in jobs if statuses[j] != "succeeded"]
     if blocked:
         say(

@@ -29,7 +29,9 @@ def _selections(spec, run: Path, problems: list[Problem]) -> dict[str, tuple[int
     return {p.id: p.selection(h.field or h.strategy) for p in problems}
 
 
-def select_shard(spec_json: dict, problem_ids: list[str] | None, out: str, cache_dir: str) -> int:
+def select_shard(
+    spec_json: dict, problem_ids: list[str] | None, out: str, cache_dir: str, progress_dir: str | None = None
+) -> int:
     """Select KPs for some of the training problems with one model replica (a Ray task when sharded)."""
     from knowrl.generation import make_generator
     from knowrl.grading import Grader
@@ -51,7 +53,13 @@ def select_shard(spec_json: dict, problem_ids: list[str] | None, out: str, cache
         scorer = make_scorer(
             gen, grader, spec.hints, seed=spec.seed, cache_dir=Path(cache_dir), suffix=spec.data.prompt_suffix
         )
-        return select_dataset(problems, spec.hints, scorer, Path(out))
+        progress = None
+        if progress_dir:  # one problem finished at a time; the whole dataset is the total
+            from knowrl.runtime._layout import ProgressFile
+
+            bar = ProgressFile(Path(progress_dir), "kp_select", "problems", len(problems))
+            progress = lambda problem, sel: bar.advance()  # noqa: E731
+        return select_dataset(problems, spec.hints, scorer, Path(out), progress=progress)
     finally:
         grader.close()
         gen.close()
@@ -71,7 +79,7 @@ def run_kp_select(spec, job, run: Path) -> dict:
     workers = max(1, int(job.params.get("workers", 1)))
     problems = train_problems(spec)
     if workers == 1:
-        done = select_shard(spec.model_dump(mode="json"), None, str(out), str(cache))
+        done = select_shard(spec.model_dump(mode="json"), None, str(out), str(cache), str(run))
         return {"selected": done, "problems": len(problems), "workers": 1}
     import ray
 
@@ -140,8 +148,17 @@ def run_eval_job(spec, job, run: Path) -> dict:
         selector = make_selector(
             gen, grader, cache_dir=run / job.id / "rollouts", seed=spec.seed, sampling=request.sampling
         )
+    from knowrl.runtime._layout import ProgressFile
+
+    bar = ProgressFile(run, job.id, "samples")
     try:
-        result = run_eval(gen, request, run / job.id, selector=selector)
+        result = run_eval(
+            gen,
+            request,
+            run / job.id,
+            selector=selector,
+            progress=lambda label, done, total: bar.advance(done, total or None),
+        )
     finally:
         gen.close()
     return {"accuracy": result.scores[(p["benchmark"], p["hint_mode"])]["accuracy"]}

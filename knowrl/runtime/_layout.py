@@ -97,3 +97,31 @@ def write_status(run: Path, job, status: str, **fields) -> dict:
     }
     write_json(path, record)
     return record
+
+
+class ProgressFile:
+    """A job's progress (done / total, in its own unit) in `<run>/<job>/progress.json`, written at most ~2x a second."""
+
+    def __init__(self, run: Path, job_id: str, unit: str, total: int = 0) -> None:
+        import time
+
+        self.path, self.unit, self.total, self.done = run / job_id / "progress.json", unit, total, 0
+        self._last, self._clock = 0.0, time.monotonic
+        self.write(force=True)
+
+    def advance(self, n: int = 1, total: int | None = None) -> None:
+        self.done += n
+        if total is not None:
+            self.total = total
+        self.write()
+
+    def set(self, done: int, total: int | None = None) -> None:
+        self.done = done
+        if total is not None:
+            self.total = total
+        self.write()
+
+    def write(self, force: bool = False) -> None:
+        if force or self._clock() - self._last > 0.5 or self.done >= self.total > 0:
+            self._last = self._clock()
+            write_json(self.path, {"unit": self.unit, "done": self.done, "total": self.total})

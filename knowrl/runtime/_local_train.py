@@ -59,7 +59,14 @@ def train_phase(spec, job, run_dir: Path, prompts: list[str], answers: list[str]
 
     rows: list[dict] = []
 
+    from knowrl.runtime._layout import ProgressFile
+
+    bar = ProgressFile(run_dir, job.id, "steps", p["end_step"])
+
     class Metrics(transformers.TrainerCallback):
+        def on_step_end(self, args, state, control, **kwargs):
+            bar.set(state.global_step)
+
         def on_log(self, args, state, control, logs=None, **kwargs):
             step = state.global_step
             for k, v in (logs or {}).items():
