@@ -168,8 +168,9 @@ def sweep_command(
     overrides: OverridesArg = None,
     with_plan: Annotated[bool, typer.Option("--plan", help="Plan every point and sum the cost.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
-    run: Annotated[bool, typer.Option("--run", help="Run the points not yet done (embedded, in turn).")] = False,
+    run: Annotated[bool, typer.Option("--run", help="Run the points not yet done.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Run even though the sweep's definition changed.")] = False,
+    max_parallel: Annotated[int, typer.Option(help="Points run at once (each its own `knowrl run`).", min=1)] = 1,
 ) -> None:
     """Expand a sweep into concrete specs (validated, hashed, deduplicated) and list them, or run them."""
     from knowrl.plan import expand, plan
@@ -203,10 +204,10 @@ def sweep_command(
     total = f"; {sum(r['gpu_hours'] for r in rows):,.0f} GPU-hours in all" if with_plan else ""
     typer.echo(f"{len(rows)} points{total}")
     if run:
-        _run_sweep(s, points, force)
+        _run_sweep(s, points, force, max_parallel)
 
 
-def _run_sweep(s, points, force: bool) -> None:
+def _run_sweep(s, points, force: bool, max_parallel: int = 1) -> None:
     """Record the sweep's definition, refuse a changed one unless forced, then run the points not yet done."""
     import hashlib
 
@@ -233,12 +234,41 @@ def _run_sweep(s, points, force: bool) -> None:
     )
     console = Console()
     failed = 0
-    for i, pt in enumerate(points, 1):
-        console.print(f"[bold]sweep point {i}/{len(points)}[/] {pt.name}")
-        statuses = run_spec(pt.spec, console=console)
-        failed += any(v != "succeeded" for v in statuses.values())
+    if max_parallel == 1:
+        for i, pt in enumerate(points, 1):
+            console.print(f"[bold]sweep point {i}/{len(points)}[/] {pt.name}")
+            statuses = run_spec(pt.spec, console=console)
+            failed += any(v != "succeeded" for v in statuses.values())
+    else:
+        failed = _run_points_in_parallel(s, points, max_parallel, console)
     if failed:
         raise typer.Exit(1)
+
+
+def _run_points_in_parallel(s, points, max_parallel: int, console) -> int:
+    """Each point as its own `knowrl run` process (its own embedded Ray), at most `max_parallel` at once."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor
+
+    import yaml
+
+    folder = Path(s.resources.storage) / "sweeps" / s.name
+    folder.mkdir(parents=True, exist_ok=True)
+
+    def one(pt) -> int:
+        spec_file = folder / f"{pt.spec_hash[:12]}.yaml"
+        spec_file.write_text(yaml.safe_dump(pt.spec.model_dump(mode="json"), sort_keys=False))
+        log = folder / f"{pt.spec_hash[:12]}.log"
+        with log.open("w") as out:
+            rc = subprocess.call(
+                [sys.executable, "-m", "knowrl.cli", "run", str(spec_file)], stdout=out, stderr=subprocess.STDOUT
+            )
+        console.print(f"{'[green]done[/]' if rc == 0 else '[red]failed[/]'} {pt.name}  (log: {log})")
+        return int(rc != 0)
+
+    with ThreadPoolExecutor(max_parallel) as pool:
+        return sum(pool.map(one, points))
 
 
 def _registry_status(path: str) -> dict[str, str]:

@@ -306,3 +306,16 @@ def test_a_changed_sweep_is_refused_unless_forced(tmp_path, write):
     changed = run_cli("sweep", str(tmp_path / "b.yaml"), "--run")
     assert changed.returncode == 2 and "another definition" in changed.stderr and "--force" in changed.stderr
     assert run_cli("sweep", str(tmp_path / "b.yaml"), "--run", "--force").returncode == 0
+
+
+def test_sweep_points_run_in_parallel_processes(tmp_path, write):
+    sweep = (
+        MINIMAL + f"resources: {{backend: local, nodes: 1, gpus_per_node: 0, gpu_type: none, storage: {tmp_path}}}\n"
+    )
+    sweep += f"tracking: {{backend: none}}\nregistry: {{path: {tmp_path}/r.duckdb}}\neval: {{enabled: false}}\n"
+    path = write("p.yaml", sweep + "sweep: {grid: {seed: [1, 2, 3]}}\n")
+    r = run_cli("sweep", str(path), "--run", "--max-parallel", "2")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("done t/seed=") == 3
+    runs = list((tmp_path / "runs").iterdir())
+    assert len(runs) == 3 and all((run / "manifest.json").exists() for run in runs)
