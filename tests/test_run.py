@@ -132,6 +132,7 @@ def test_a_gpu_plan_on_this_machine_stops_at_once(tmp_path):
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "needs 64 H100-80GB GPUs for the nemo_rl backend and this Ray cluster has none" in r.stderr
     assert "knowrl plan" in r.stderr and "quickstart" in r.stderr
+    assert not list(tmp_path.glob("runs/*/manifest.json"))  # nothing was written for a run that cannot start
 
 
 def test_dry_run_writes_compiled_inputs_only(tmp_path):

@@ -88,12 +88,13 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
         if (run / "manifest.json").exists() and all(s == "succeeded" for s in statuses.values()):
             say(f"run {p.run_id} of {spec.name} is already complete: nothing to do")
             return statuses
-        if not (run / "manifest.json").exists():
-            write_manifest(run, spec, p)
-        tracker = _BackgroundTracker(spec, p, run)
         ray = _start_ray(os.cpu_count() or 1)
+        tracker = None
         try:
-            check_capacity(p, ray.cluster_resources().get("GPU", 0))
+            check_capacity(p, ray.cluster_resources().get("GPU", 0))  # before anything is written or started
+            if not (run / "manifest.json").exists():
+                write_manifest(run, spec, p)
+            tracker = _BackgroundTracker(spec, p, run)
             statuses = _follow(
                 ray,
                 p,
@@ -106,7 +107,8 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
             )
         finally:
             ray.shutdown()
-            tracker.close()
+            if tracker is not None:
+                tracker.close()
         return statuses
     finally:
         lock.close()
