@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from knowrl._cli_util import key_values
 from knowrl._errors import UsageError
 
 kp_app = typer.Typer(
@@ -18,18 +19,6 @@ kp_app = typer.Typer(
 
 DataOpt = Annotated[str, typer.Option("--data", help="Problems: a .jsonl/.parquet file, a folder, or hf://...")]
 GenOpt = Annotated[str, typer.Option("--generator", help="transformers, vllm or openai.")]
-
-
-def _params(pairs: list[str] | None) -> dict:
-    out = {}
-    for item in pairs or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--param {item!r}: expected key=value", hint="e.g. --param delta=0.1")
-        import yaml
-
-        out[key] = yaml.safe_load(value)
-    return out
 
 
 @kp_app.command("select")
@@ -51,7 +40,7 @@ def select(
     from knowrl.grading import Grader
     from knowrl.kp import make_scorer, select_dataset, strategy_spec
 
-    hints = strategy_spec(strategy, **_params(param))
+    hints = strategy_spec(strategy, **key_values(param, "--param", "delta=0.1"))
     problems = load_problems(data, limit=limit).problems
     gen = None
     if strategy in ("max_score", "s_loo", "t_loo", "cbrs", "css"):

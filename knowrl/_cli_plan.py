@@ -22,13 +22,10 @@ AssumeOpt = Annotated[list[str] | None, typer.Option("--assume", help="Cost assu
 
 
 def _assumptions(pairs: list[str] | None) -> dict:
-    out = {}
-    for item in pairs or []:
-        key, sep, value = item.partition("=")
-        if not sep:
-            raise UsageError(f"--assume {item!r}: expected key=value", hint="e.g. --assume gen_tokens_per_gpu_s=6000")
-        out[key] = float(value)
+    from knowrl._cli_util import key_values
     from knowrl.plan import Assumptions
+
+    out = key_values(pairs, "--assume", "gen_tokens_per_gpu_s=6000", float)
 
     unknown = set(out) - set(Assumptions.model_fields)
     if unknown:

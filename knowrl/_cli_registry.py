@@ -178,8 +178,7 @@ def runs(registry: RegistryOpt = DEFAULT_REGISTRY, fmt: FormatOpt = "table") -> 
         data = con.execute("SELECT run_id, name, status, spec_hash, spec FROM runs ORDER BY created_at").fetchall()
         best: dict[str, float] = {}
         for r in measured_rows(con):
-            run_id = r.label.split("(")[1].split(")")[0]
-            best[run_id] = max(best.get(run_id, 0.0), r.avg or 0.0)
+            best[r.run_id] = max(best.get(r.run_id, 0.0), r.avg or 0.0)
     flat = [_flatten(json.loads(spec)) for *_, spec in data]
     differ = (
         sorted(
@@ -198,7 +197,7 @@ def runs(registry: RegistryOpt = DEFAULT_REGISTRY, fmt: FormatOpt = "table") -> 
             status,
             h[:12],
             *(f.get(k) for k in differ),
-            _fmt(next((v for k, v in best.items() if rid.startswith(k)), None)),
+            _fmt(best.get(rid)),
         ]
         for (rid, name, status, h, _), f in zip(data, flat, strict=True)
     ]
@@ -222,10 +221,10 @@ def show_run(
 ) -> None:
     """One run's jobs, a metrics summary and where its artifacts are."""
     from knowrl.registry import reader
-    from knowrl.registry._compare import _resolve_runs
+    from knowrl.registry._compare import resolve_runs
 
     with reader(registry) as con:
-        (run_id, name), *_ = _resolve_runs(con, [run])
+        (run_id, name), *_ = resolve_runs(con, [run])
         r = con.execute(
             "SELECT status, spec_hash, git_sha, git_dirty, created_at, spec->>'$.resources.storage' "
             "FROM runs WHERE run_id = ?",
@@ -295,12 +294,12 @@ def plot_curves(
 ) -> None:
     """Training curves with the clip-schedule breakpoints marked."""
     from knowrl.registry import reader
-    from knowrl.registry._compare import _resolve_runs
+    from knowrl.registry._compare import resolve_runs
     from knowrl.registry._plots import curves
 
     with reader(registry) as con:
         series = {}
-        for run_id, name in _resolve_runs(con, runs):
+        for run_id, name in resolve_runs(con, runs):
             pts = con.execute(
                 "SELECT step, value FROM metrics WHERE run_id = ? AND name = ? ORDER BY step", [run_id, metric]
             ).fetchall()

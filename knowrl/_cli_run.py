@@ -66,7 +66,7 @@ def cancel(
     run = _run_dir(run_id, storage)
     manifest = read_json(run / "manifest.json")
     if manifest.get("ray_address"):
-        from knowrl.plan._plan import Job, Resources
+        from knowrl.plan._plan import Job
         from knowrl.runtime._cluster import client
         from knowrl.runtime._layout import now, write_status
 
@@ -76,13 +76,7 @@ def cancel(
             st = read_json(st_file) if st_file.exists() else {}
             if st.get("active"):
                 c.stop_job(st["submission_id"])
-                job = Job(
-                    **{
-                        **raw,
-                        "resources": Resources(**{k: raw["resources"][k] for k in ("nodes", "gpus_per_node", "cpus")}),
-                    }
-                )
-                write_status(run, job, "cancelled", active=False, finished_at=now(), error="cancelled")
+                write_status(run, Job.from_dict(raw), "cancelled", active=False, finished_at=now(), error="cancelled")
                 typer.echo(f"stopped {raw['id']} ({st['submission_id']})")
         return
     import fcntl

@@ -10,7 +10,7 @@ import json
 import os
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -176,15 +176,9 @@ def load_problems(
             continue
         n = seen.get(problem.id, 0)
         seen[problem.id] = n + 1
-        if n:  # the same problem twice in one source keeps distinct ids
-            problem = _with(problem, id=f"{problem.id}-{n + 1}")
-        result.problems.append(_with(problem, origin=where))
+        # the same problem twice in one source keeps distinct ids
+        pid = f"{problem.id}-{n + 1}" if n else problem.id
+        result.problems.append(replace(problem, id=pid, origin=where))
     if result.format == "auto":
         raise DataError(f"{source}: no records")
     return result
-
-
-def _with(problem: Problem, **changes: Any) -> Problem:
-    from dataclasses import replace
-
-    return replace(problem, **changes)

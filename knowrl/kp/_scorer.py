@@ -75,16 +75,18 @@ class RolloutCache:
     def get(self, pid: str, subset: Subset) -> dict[int, bool]:
         return self._data.get((pid, subset), {})
 
-    def put(self, pid: str, subset: Subset, start: int, outcomes: Sequence[bool]) -> None:
+    def put(self, pid: str, trials: Sequence[tuple[Subset, int, bool]]) -> None:
+        """Record (subset, trial index, outcome) triples of one problem; one append to the file per call."""
         with self._lock:
-            trials = self._data.setdefault((pid, subset), {})
-            trials.update({start + k: bool(o) for k, o in enumerate(outcomes)})
-            if self.path is not None:
+            for subset, index, outcome in trials:
+                self._data.setdefault((pid, subset), {})[index] = bool(outcome)
+            if self.path is not None and trials:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+                lines = "".join(
+                    json.dumps({"p": pid, "s": list(s), "i": i, "o": [int(o)]}) + "\n" for s, i, o in trials
+                )
                 with self.path.open("a", encoding="utf-8") as f:
-                    f.write(
-                        json.dumps({"p": pid, "s": list(subset), "i": start, "o": [int(o) for o in outcomes]}) + "\n"
-                    )
+                    f.write(lines)
 
 
 @dataclass(frozen=True)
@@ -169,8 +171,7 @@ class RolloutScorer:
         seeds = [[self._seed(problem.id, subset, i)] for subset, i in flat]
         completions = self.generator.generate(prompts, self.sampling, 1, seeds)
         verdicts = self.grader.grade_many((problem.answer, row[0].text) for row in completions)
-        for (subset, i), v in zip(flat, verdicts, strict=True):
-            self.cache.put(problem.id, subset, i, [v.correct])
+        self.cache.put(problem.id, [(subset, i, v.correct) for (subset, i), v in zip(flat, verdicts, strict=True)])
         self.spent[problem.id] = self.spent.get(problem.id, 0) + len(flat)
 
     def _window(self, pid: str, subset: Subset, repeat: int, size: int) -> int:

@@ -44,6 +44,13 @@ class Job:
     params: dict = field(default_factory=dict)
     gpu_hours: float = 0.0
 
+    @classmethod
+    def from_dict(cls, raw: dict) -> Job:
+        """A job back from `dataclasses.asdict` or `Plan.to_dict` (whose resources also carry `gpus`)."""
+        r = raw["resources"]
+        fields = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw and k != "resources"}
+        return cls(**fields, resources=Resources(r["nodes"], r["gpus_per_node"], r["cpus"]))
+
 
 @dataclass
 class Plan:

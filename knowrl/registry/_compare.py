@@ -27,9 +27,12 @@ class Row:
     source: str  # "measured" or "published"
     oracle: bool = False
     published_avg: float | None = None
+    run_id: str | None = None
+    """The measured run the row comes from (None for published rows)."""
 
 
-def _resolve_runs(con, names: list[str] | None) -> list[tuple[str, str]]:
+def resolve_runs(con, names: list[str] | None) -> list[tuple[str, str]]:
+    """(run id, name) of the runs named by id, id prefix or name (all runs when none)."""
     rows = con.execute("SELECT run_id, name FROM runs ORDER BY created_at").fetchall()
     if not names:
         return rows
@@ -45,7 +48,7 @@ def _resolve_runs(con, names: list[str] | None) -> list[tuple[str, str]]:
 def measured_rows(
     con, runs: list[str] | None = None, hint_modes: list[str] | None = None, checkpoint: str | None = None
 ) -> list[Row]:
-    picked = _resolve_runs(con, runs)
+    picked = resolve_runs(con, runs)
     if not picked:
         return []
     ids = [r[0] for r in picked]
@@ -83,6 +86,7 @@ def measured_rows(
                 sum(e["kps"]) / len(e["kps"]),
                 "measured",
                 mode.startswith("select:"),
+                run_id=run_id,
             )
         )
     return rows
@@ -115,8 +119,8 @@ def paired_bootstrap(con, run_a: str, run_b: str, hint_mode: str, *, samples: in
     """
     import numpy as np
 
-    ((a_id, _),) = _resolve_runs(con, [run_a])
-    ((b_id, _),) = _resolve_runs(con, [run_b])
+    ((a_id, _),) = resolve_runs(con, [run_a])
+    ((b_id, _),) = resolve_runs(con, [run_b])
     rows = con.execute(
         """
         WITH p AS (SELECT run_id, benchmark, problem_id, avg(correct::DOUBLE) AS acc FROM eval_samples

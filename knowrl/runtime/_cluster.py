@@ -47,7 +47,7 @@ def submit_run(spec, address: str, *, detach: bool = False, say=print, poll_s: f
 
 def follow(run: Path, address: str | None = None, *, detach: bool = False, say=print, poll_s: float = 1.0) -> dict:
     """Reconcile job states with Ray, submit what became ready, ingest what finished; repeat unless detached."""
-    from knowrl.plan._plan import Job, Resources
+    from knowrl.plan._plan import Job
     from knowrl.registry import ingest
     from knowrl.spec import validate
 
@@ -56,10 +56,7 @@ def follow(run: Path, address: str | None = None, *, detach: bool = False, say=p
     if not address:
         raise KnowrlError(f"run {run.name} was not submitted to a cluster")
     spec = validate(manifest["spec"])
-    jobs = [
-        Job(**{**j, "resources": Resources(**{k: j["resources"][k] for k in ("nodes", "gpus_per_node", "cpus")})})
-        for j in manifest["plan"]["jobs"]
-    ]
+    jobs = [Job.from_dict(j) for j in manifest["plan"]["jobs"]]
     c = client(address)
     lock = _lock(run)
     try:

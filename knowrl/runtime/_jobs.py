@@ -31,8 +31,10 @@ def _selections(spec, run: Path, problems: list[Problem]) -> dict[str, tuple[int
 
 def select_shard(
     spec_json: dict, problem_ids: list[str] | None, out: str, cache_dir: str, progress_dir: str | None = None
-) -> int:
-    """Select KPs for some of the training problems with one model replica (a Ray task when sharded)."""
+) -> tuple[int, int]:
+    """Select KPs for some of the training problems with one model replica (a Ray task when sharded).
+
+    Returns (problems selected now, problems in the shard)."""
     from knowrl.generation import make_generator
     from knowrl.grading import Grader
     from knowrl.kp import make_scorer, select_dataset
@@ -59,7 +61,7 @@ def select_shard(
 
             bar = ProgressFile(Path(progress_dir), "kp_select", "problems", len(problems))
             progress = lambda problem, sel: bar.advance()  # noqa: E731
-        return select_dataset(problems, spec.hints, scorer, Path(out), progress=progress)
+        return select_dataset(problems, spec.hints, scorer, Path(out), progress=progress), len(problems)
     finally:
         grader.close()
         gen.close()
@@ -77,10 +79,10 @@ def run_kp_select(spec, job, run: Path) -> dict:
     out = run / job.outputs["selections"]
     cache = run / job.id / "rollouts"
     workers = max(1, int(job.params.get("workers", 1)))
-    problems = train_problems(spec)
     if workers == 1:
-        done = select_shard(spec.model_dump(mode="json"), None, str(out), str(cache), str(run))
-        return {"selected": done, "problems": len(problems), "workers": 1}
+        done, total = select_shard(spec.model_dump(mode="json"), None, str(out), str(cache), str(run))
+        return {"selected": done, "problems": total, "workers": 1}
+    problems = train_problems(spec)
     import ray
 
     gpus = 1 if spec.resources.gpus_per_node else 0
@@ -90,7 +92,7 @@ def run_kp_select(spec, job, run: Path) -> dict:
     refs = [
         task.remote(spec.model_dump(mode="json"), ids[i::workers], str(shards[i]), str(cache)) for i in range(workers)
     ]
-    done = sum(ray.get(refs))
+    done = sum(n for n, _ in ray.get(refs))
     by_id = {}
     for shard in shards:
         for line in shard.read_text(encoding="utf-8").splitlines():
@@ -177,11 +179,11 @@ def execute(job_dict: dict, spec_json: dict, run_dir: str) -> dict:
     import time
     import traceback
 
-    from knowrl.plan._plan import Job, Resources
+    from knowrl.plan._plan import Job
     from knowrl.spec import validate
 
     started = time.time()
-    job = Job(**{**job_dict, "resources": Resources(**job_dict["resources"])})
+    job = Job.from_dict(job_dict)
     log = Path(run_dir) / job.id / "job.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):

@@ -14,15 +14,13 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
-    from knowrl.plan._plan import Job, Resources
+    from knowrl.plan._plan import Job
     from knowrl.runtime._jobs import execute
     from knowrl.runtime._layout import now, read_json, write_status
 
     run, job_id = Path(argv[0]), argv[1]
     manifest = read_json(run / "manifest.json")
-    raw = next(j for j in manifest["plan"]["jobs"] if j["id"] == job_id)
-    resources = {k: raw["resources"][k] for k in ("nodes", "gpus_per_node", "cpus")}
-    job = Job(**{**raw, "resources": Resources(**resources)})
+    job = Job.from_dict(next(j for j in manifest["plan"]["jobs"] if j["id"] == job_id))
     write_status(run, job, "running", started_at=now(), error=None)
     try:
         summary = execute(dataclasses.asdict(job), manifest["spec"], str(run))
