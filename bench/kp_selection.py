@@ -20,7 +20,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 from _util import report  # noqa: E402
 
-PROBLEMS = int(os.environ.get("BENCH_PROBLEMS", "400"))
+PROBLEMS = int(os.environ.get("BENCH_PROBLEMS", "2000"))
 TARGET = 1 / 3
 
 

@@ -87,3 +87,30 @@ def test_simulator_truth_and_strategies_through_the_real_scorer(grader):
     assert sum(regrets) / len(regrets) < 0.05
     solved = [sp for sp in probs if sp.p_locked == 1.0]
     assert solved and all(select_kps(sp.problem, strategy_spec("css"), s).indices == () for sp in solved)
+
+
+def test_comparisons_share_the_reference_and_screen_questions_stop_early(grader):
+    probs = make_problems(40, seed=6)
+    p = next(x for x in probs if x.p_locked == 1.0 and len(x.problem.kps) >= 3)  # every subset: accuracy 1
+    full = tuple(range(len(p.problem.kps)))
+    loo = [tuple(i for i in full if i != k) for k in full]
+    s = scorer(probs, grader, rollouts_per_subset=8, batch=2, screen=2)
+    assert s.not_worse(p.problem, loo, full, screen=True) == [True] * len(full)
+    assert s.spent[p.problem.id] == 8 + 2 * len(full)  # the reference once, each screen question one batch
+    assert s.not_worse(p.problem, loo[:1], full) == [True]
+    # a full question needs lo >= 1 - margin: 6 correct rollouts at confidence 0.8; the reference is not redrawn
+    assert s.spent[p.problem.id] == 8 + 2 * len(full) + 4
+
+
+def test_a_strict_pass_implies_a_lenient_one(grader):
+    probs = make_problems(60, seed=7)
+    lenient_only = 0
+    for sp in probs:
+        full = tuple(range(len(sp.problem.kps)))
+        loo = [tuple(i for i in full if i != k) for k in full]
+        s = scorer(probs, grader)
+        strict = s.not_worse(sp.problem, loo, full, strict=True)
+        lenient = s.not_worse(sp.problem, loo, full)  # the same trials, from the cache
+        assert all(b for a, b in zip(strict, lenient) if a)
+        lenient_only += sum(b and not a for a, b in zip(strict, lenient))
+    assert lenient_only > 0  # strictness matters on this simulator

@@ -28,6 +28,11 @@ class ExactScorer:
         self._pay(problem, len(queries))
         return [self._a(tuple(s), repeat) >= t - 1e-12 for s, t in queries]
 
+    def not_worse(self, problem, subsets, reference, delta=0.0, repeat=0, **how):
+        self._pay(problem, len(subsets) + 1)
+        a_ref = self._a(tuple(reference), repeat)
+        return [self._a(tuple(s), repeat) >= a_ref - delta - 1e-12 for s in subsets]
+
     def estimate(self, problem, subset):
         return self.acc(tuple(subset))
 
@@ -131,11 +136,11 @@ def test_css_respects_its_delta():
     assert run("css", 3, with_slope, delta=0.1).indices == (0,)
 
 
-def test_css_budget_exhaustion_returns_the_best_verified_subset():
+def test_css_budget_exhaustion_returns_the_full_set():
     acc = unlock(critical=(0,), pairs=((1, 2),))
     sel = run("css", 6, acc, budget=8 * 8)  # enough for solved + full + 6 LOO, not for the joint search
     assert sel.trace[-1]["step"] == "budget-exhausted"
-    assert len(sel.indices) == 5 and 0 in sel.indices  # F minus one verified-removable KP
+    assert sel.indices == tuple(range(6))  # no smaller subset was verified jointly
 
 
 def test_cbrs_removes_at_most_one_consistently_harmless_kp():

@@ -100,6 +100,8 @@ class ScoringConfig:
     """Indifference zone: a subset passes once it is confidently no worse than threshold - margin."""
     batch: int = 2
     """Rollouts per adaptive step."""
+    screen: int = 2
+    """Rollouts after which a screening question without evidence of harm passes."""
 
     @classmethod
     def from_spec(cls, hints) -> ScoringConfig:
@@ -111,6 +113,7 @@ class ScoringConfig:
             hints.bound,
             hints.margin,
             hints.batch,
+            hints.screen,
         )
 
 
@@ -134,6 +137,7 @@ class RolloutScorer:
         self.reuse = reuse
         """False: every question draws new rollouts, as a strategy without a cache would (a baseline)."""
         self._fresh: dict[tuple[str, Subset], int] = {}
+        self._references: dict[tuple[str, Subset, int], float] = {}
         key = json.dumps(
             [
                 generator.model_id,
@@ -230,6 +234,61 @@ class RolloutScorer:
                 if i not in decided and m >= cap:
                     decided[i] = c / m >= t - cfg.margin / 2
         return [decided[i] for i in range(len(queries))]
+
+    def not_worse(
+        self,
+        problem: Problem,
+        subsets: Sequence[Subset],
+        reference: Subset,
+        delta: float = 0.0,
+        repeat: int = 0,
+        *,
+        screen: bool = False,
+        strict: bool = False,
+    ) -> list[bool]:
+        """For each subset S: is a(S) >= a(reference) - delta?
+
+        The reference is estimated once per `repeat` from `rollouts_per_subset`
+        rollouts, shared by every question about it. Fixed: each S gets as
+        many, and the point estimates decide. Adaptive: S draws batches until
+        it is *worse* (hi(S) < a_ref - delta) or *not worse* (lo(S) >=
+        a_ref - delta - margin), with a_ref the reference's point estimate --
+        or, for a `strict` question, its upper confidence bound, so that
+        passing also survives the reference's own noise: the price of a wrong
+        pass there is a dropped KP that the problem needs. A `screen` question
+        only looks for evidence of harm: after `screen` rollouts without it
+        whose point estimate is within the margin, S passes, and a later
+        strict question is what confirms.
+        """
+        cfg, pid = self.config, problem.id
+        key = (pid, reference, repeat)
+        if key not in self._references:  # once, as a strategy computing its threshold would
+            self._references[key] = self.accuracies(problem, [reference], repeat)[0]
+        p_ref, k = self._references[key], cfg.rollouts_per_subset
+        if not cfg.adaptive:
+            return [a >= p_ref - delta - 1e-12 for a in self.accuracies(problem, list(subsets), repeat)]
+        cap = cfg.max_rollouts_per_subset
+        base = [self._window(pid, s, repeat, cap) for s in subsets]
+        bound = wilson if cfg.bound == "wilson" else hoeffding
+        c_ref = round(p_ref * k)
+        accept_at = (bound(c_ref, k, cfg.confidence)[1] if strict else p_ref) - delta - cfg.margin
+        n = [0] * len(subsets)
+        decided: dict[int, bool] = {}
+        while len(decided) < len(subsets):
+            todo = [j for j in range(len(subsets)) if j not in decided]
+            for j in todo:
+                n[j] = min(cap, n[j] + cfg.batch)
+            self._ensure(problem, [(subsets[j], base[j], base[j] + n[j]) for j in todo])
+            for j in todo:
+                c, m = self._count(pid, subsets[j], base[j], base[j] + n[j])
+                lo, hi = bound(c, m, cfg.confidence)
+                if hi < p_ref - delta:
+                    decided[j] = False
+                elif lo >= accept_at or (screen and m >= cfg.screen and c / m >= p_ref - delta - cfg.margin):
+                    decided[j] = True
+                elif m >= cap:
+                    decided[j] = c / m >= p_ref - delta - cfg.margin / 2
+        return [decided[j] for j in range(len(subsets))]
 
     def estimate(self, problem: Problem, subset: Subset) -> float:
         """The best estimate from every rollout of this subset drawn so far (for reports)."""

@@ -15,11 +15,14 @@ F-i the full list without KP i, and delta the strategy's tolerance.
 - css        -> {} if a({}) >= solved_threshold; otherwise screen R = {i : a(F-i) >= a(F) - delta}, then try
                 removal sets T from R, largest first (lexicographic within a size), and return the first F-T
                 whose joint accuracy still satisfies a(F-T) >= a(F) - delta; KPs removable one by one can hurt
-                together (the pruning interaction paradox), so every set is re-checked jointly. When the
-                rollout `budget` runs out, the best verified subset so far is returned (F-i* from screening).
+                together (the pruning interaction paradox), so every set is re-checked jointly -- single
+                removals included, since the screen only rules out KPs whose removal visibly hurts. The
+                joint checks are `strict` (see `RolloutScorer.not_worse`). When the rollout `budget` runs
+                out before a set passes, F is returned: no smaller subset has been verified.
 
-Scored strategies ask their scorer two questions -- point estimates and "is
-a(S) >= t?" -- so unit tests can drive them with exact accuracies.
+Scored strategies ask their scorer three questions -- point estimates, "is
+a(S) >= t?" and "is a(S) >= a(R) - delta?" -- so unit tests can drive them
+with exact accuracies.
 """
 
 from __future__ import annotations
@@ -41,6 +44,10 @@ class Scorer(Protocol):
     def accuracies(self, problem: Problem, subsets: list[Subset], repeat: int = 0) -> list[float]: ...
 
     def at_least(self, problem: Problem, queries: list[tuple[Subset, float]], repeat: int = 0) -> list[bool]: ...
+
+    def not_worse(
+        self, problem: Problem, subsets: list[Subset], reference: Subset, delta: float, repeat: int = 0, **how
+    ) -> list[bool]: ...
 
     def estimate(self, problem: Problem, subset: Subset) -> float: ...
 
@@ -90,6 +97,23 @@ class _Run:
         self.trace[-1]["rollouts"] = self.spent - before
         return answers
 
+    def compare(self, subsets: list[Subset], reference: Subset, delta: float, step: str, repeat: int = 0, **how):
+        before = self.spent
+        answers = self.scorer.not_worse(self.problem, subsets, reference, delta, repeat, **how)
+        self.trace += [
+            {
+                "step": step,
+                "subset": list(s),
+                "repeat": repeat,
+                "reference": list(reference),
+                "delta": delta,
+                "passed": ok,
+            }
+            for s, ok in zip(subsets, answers, strict=True)
+        ]
+        self.trace[-1]["rollouts"] = self.spent - before
+        return answers
+
     @property
     def spent(self) -> int:
         return self.scorer.spent.get(self.problem.id, 0) - self.start
@@ -135,8 +159,7 @@ def _max_score(run: _Run, hints, full: Subset) -> Selection:
 
 def _loo(run: _Run, hints, full: Subset) -> Selection:
     delta = getattr(hints, "delta", 0.0)
-    (a_full,) = run.acc([full], "full")
-    ok = run.test([(_without(full, [i]), a_full - delta) for i in full], "leave-one-out")
+    ok = run.compare([_without(full, [i]) for i in full], full, delta, "leave-one-out")
     return run.done(_without(full, [i for i, keep in zip(full, ok, strict=True) if keep]), full)
 
 
@@ -149,8 +172,7 @@ def _cbrs(run: _Run, hints, full: Subset) -> Selection:
         return run.done((), full)
     harmless = list(full)
     for r in range(hints.repeats):
-        (a_full,) = run.acc([full], "full", repeat=r)
-        ok = run.test([(_without(full, [i]), a_full - hints.delta) for i in harmless], "leave-one-out", repeat=r)
+        ok = run.compare([_without(full, [i]) for i in harmless], full, hints.delta, "leave-one-out", repeat=r)
         harmless = [i for i, keep in zip(harmless, ok, strict=True) if keep]
         if not harmless:
             return run.done(full, full)
@@ -161,19 +183,14 @@ def _cbrs(run: _Run, hints, full: Subset) -> Selection:
 def _css(run: _Run, hints, full: Subset) -> Selection:
     if _solved(run, hints):
         return run.done((), full)
-    (a_full,) = run.acc([full], "full")
-    threshold = a_full - hints.delta
-    ok = run.test([(_without(full, [i]), threshold) for i in full], "screen")
+    ok = run.compare([_without(full, [i]) for i in full], full, hints.delta, "screen", screen=True)
     removable = [i for i, keep in zip(full, ok, strict=True) if keep]
-    if not removable:
-        return run.done(full, full)
-    best_single = max(removable, key=lambda i: (run.scorer.estimate(run.problem, _without(full, [i])), -i))
-    for size in range(len(removable), 1, -1):
+    for size in range(len(removable), 0, -1):
         for drop in combinations(removable, size):
             if run.spent >= hints.budget:
                 run.trace.append({"step": "budget-exhausted", "spent": run.spent})
-                return run.done(_without(full, [best_single]), full)
+                return run.done(full, full)
             candidate = _without(full, drop)
-            if run.test([(candidate, threshold)], f"joint-remove-{size}")[0]:
+            if run.compare([candidate], full, hints.delta, f"joint-remove-{size}", strict=True)[0]:
                 return run.done(candidate, full)
-    return run.done(_without(full, [best_single]), full)
+    return run.done(full, full)

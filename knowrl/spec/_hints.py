@@ -39,6 +39,8 @@ class _Scored(_HintsBase):
     """Adaptive indifference zone: a subset passes once confidently no worse than the threshold minus this."""
     batch: PositiveInt = 2
     """Rollouts drawn per adaptive step."""
+    screen: PositiveInt = 2
+    """Rollouts after which a screening question (CSS's leave-one-out screen) passes unless they show harm."""
     sampling: GenerationSampling = Field(default_factory=GenerationSampling)
     """Sampling of the scoring rollouts."""
     seed: int = 0
