@@ -109,8 +109,8 @@ def test_a_strict_pass_implies_a_lenient_one(grader):
         full = tuple(range(len(sp.problem.kps)))
         loo = [tuple(i for i in full if i != k) for k in full]
         s = scorer(probs, grader)
-        strict = s.not_worse(sp.problem, loo, full, strict=True)
-        lenient = s.not_worse(sp.problem, loo, full)  # the same trials, from the cache
-        assert all(b for a, b in zip(strict, lenient) if a)
-        lenient_only += sum(b and not a for a, b in zip(strict, lenient))
+        hard = s.not_worse(sp.problem, loo, full, strict=True)
+        easy = s.not_worse(sp.problem, loo, full)  # the same trials, from the cache
+        assert all(b for a, b in zip(hard, easy, strict=True) if a)
+        lenient_only += sum(b and not a for a, b in zip(hard, easy, strict=True))
     assert lenient_only > 0  # strictness matters on this simulator
