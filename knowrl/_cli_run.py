@@ -104,6 +104,14 @@ def run(
     detach: Annotated[bool, typer.Option("--detach", help="With --address: submit and return at once.")] = False,
     allow_dirty: Annotated[bool, typer.Option("--allow-dirty", help="Submit from a git tree with changes.")] = False,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Print the plan and write the compiled inputs.")] = False,
+    preflight: Annotated[
+        bool,
+        typer.Option(
+            "--preflight/--no-preflight",
+            help="With --address: check the cluster's GPUs and installed backend before submitting "
+            "(skip for an autoscaling cluster that grows on demand).",
+        ),
+    ] = True,
 ) -> None:
     """Run a spec: every unfinished job of its plan, on an embedded local Ray or a cluster; resumable."""
     from rich.console import Console
@@ -134,7 +142,7 @@ def run(
                 "the git tree has uncommitted changes; a cluster run records the commit it ran",
                 hint="commit first, or pass --allow-dirty (recorded in the manifest)",
             )
-        statuses = submit_run(s, address, detach=detach, say=console.print)
+        statuses = submit_run(s, address, detach=detach, preflight=preflight, say=console.print)
         if detach:
             console.print(f"submitted; follow with `knowrl status {p.run_id} --storage {s.resources.storage}`")
             return

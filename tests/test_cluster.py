@@ -39,6 +39,7 @@ def ray_head():
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dash}",
             "--num-cpus=2",
+            "--num-gpus=1",  # a logical GPU: enough for the capacity check to reach the software probe
             "--include-dashboard=true",
             f"--temp-dir={temp}",
             "--block",
@@ -109,3 +110,26 @@ def test_submit_detach_reattach_and_ingest(ray_head, tmp_path, tiny_model):
         "json",
     )
     assert json.loads(q.stdout) == [{"hint_mode": "all", "n": 12}, {"hint_mode": "none", "n": 12}]
+
+
+def test_a_plan_is_checked_against_the_cluster_before_anything_is_submitted(ray_head, tmp_path):
+    store = tmp_path / "store"
+    common = [f"resources.storage={store}", "tracking.backend=none", "--address", ray_head, "--allow-dirty"]
+    r = run_cli("run", "experiments/css_main.yaml", *common)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "needs 8 node(s) with 8 H100-80GB GPUs each (64 GPUs for the nemo_rl backend)" in r.stderr
+    assert "has 1 alive node(s): 1 GPU" in r.stderr and "--no-preflight" in r.stderr
+    assert not store.exists()  # no manifest, nothing submitted
+    r = run_cli(
+        "run",
+        "experiments/quickstart.yaml",
+        "resources.backend=verl",
+        "resources.gpus_per_node=1",
+        "resources.backend_dir=/nonexistent/verl",
+        "eval.generator=transformers",
+        *common,
+    )
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "cannot run this plan: a verl checkout at /nonexistent/verl" in r.stderr
+    assert "the verl package for python3" in r.stderr
+    assert not store.exists()

@@ -21,6 +21,10 @@ class _Adapter:
     def approximations(self, spec) -> list[str]:
         return self.module.capabilities(spec).approximations
 
+    def requirements(self, spec) -> list[tuple[str, str]]:
+        """What a cluster must have for this backend's training jobs: (shell check, what is missing)."""
+        return self.module.requirements(spec)
+
     def compile(self, job, spec, plan, run_dir: str) -> Launch:
         if job.kind == "train":
             return self.module.compile_train(job, spec, plan, run_dir)

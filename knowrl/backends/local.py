@@ -32,5 +32,12 @@ def capabilities(spec) -> Capabilities:
     return Capabilities(errors, [])
 
 
+def requirements(spec) -> list[tuple[str, str]]:
+    """(shell check, what is missing when it fails) for a cluster to run the local trainer."""
+    import sys
+
+    return [(f"{sys.executable} -c 'import trl'", f"TRL for {sys.executable} (pip install 'knowrl[local]')")]
+
+
 def compile_train(job, spec, plan, run_dir: str) -> Launch:
     return Launch(job.id, f"knowrl run --job {job.id} {run_dir}", notes=["runs in-process under `knowrl run`"])

@@ -152,6 +152,16 @@ def phase_config(job, spec, run_dir: str, backend_dir: str) -> dict:
     return cfg
 
 
+def requirements(spec) -> list[tuple[str, str]]:
+    """(shell check, what is missing when it fails) for a cluster to run the compiled launch."""
+    d = spec.resources.backend_dir or DEFAULT_DIR
+    entry = key_tree()["entrypoint"]
+    return [
+        (f"test -f {d}/{entry}", f"a NeMo-RL checkout at {d} ({entry} not found; set resources.backend_dir)"),
+        ("command -v uv", "uv on the PATH (the launch runs `uv run python ...`)"),
+    ]
+
+
 def compile_train(job, spec, plan, run_dir: str) -> Launch:
     backend_dir = spec.resources.backend_dir or DEFAULT_DIR
     cfg = phase_config(job, spec, run_dir, backend_dir)

@@ -118,6 +118,15 @@ def render_overrides(pairs: list[tuple[str, object]]) -> list[str]:
     return [f"{k}={_fmt(v)}" for k, v in pairs]
 
 
+def requirements(spec) -> list[tuple[str, str]]:
+    """(shell check, what is missing when it fails) for a cluster to run the compiled launch."""
+    d = spec.resources.backend_dir or DEFAULT_DIR
+    return [
+        (f"test -d {d}/recipe/dapo", f"a verl checkout at {d} (recipe/dapo not found; set resources.backend_dir)"),
+        ("python3 -c 'import verl'", "the verl package for python3"),
+    ]
+
+
 def compile_train(job, spec, plan, run_dir: str) -> Launch:
     backend_dir = spec.resources.backend_dir or DEFAULT_DIR
     args = render_overrides(phase_overrides(job, spec, run_dir))

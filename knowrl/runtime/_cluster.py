@@ -9,6 +9,7 @@ lives in the run directory and Ray, so `--detach` returns at once and
 
 from __future__ import annotations
 
+import shlex
 import sys
 import time
 from pathlib import Path
@@ -32,17 +33,81 @@ def client(address: str):
         ) from None
 
 
-def submit_run(spec, address: str, *, detach: bool = False, say=print, poll_s: float = 1.0) -> dict:
+def submit_run(
+    spec, address: str, *, detach: bool = False, preflight: bool = True, say=print, poll_s: float = 1.0
+) -> dict:
     """Create or resume the run and follow it on the cluster (one pass with `detach`)."""
     from knowrl.plan import plan
 
     p = plan(spec)
     run = run_path(spec.resources.storage, p.run_id)
+    if preflight and not all(job_status(run, j.id)["status"] == "succeeded" for j in p.jobs):
+        check_cluster(client(address), address, p, spec, say)  # before anything is written or submitted
     if not (run / "manifest.json").exists():
         write_manifest(run, spec, p)
         m = read_json(run / "manifest.json")
         write_json(run / "manifest.json", {**m, "ray_address": address})
     return follow(run, address, detach=detach, say=say, poll_s=poll_s)
+
+
+def check_cluster(c, address: str, p, spec, say=print, timeout_s: float = 180.0) -> None:
+    """The plan against the cluster it will run on: enough nodes with enough GPUs, and the software installed.
+
+    Resources come from Ray's state API (alive nodes only); the software from
+    one small probe job that runs every check where the jobs will run, so a
+    missing NeMo-RL checkout is reported in seconds rather than after the
+    selection and eval jobs before training have spent their GPU hours.
+    """
+    from ray.util.state import list_nodes
+
+    from knowrl.backends import get_backend
+
+    try:
+        nodes = [n for n in list_nodes(address=address, limit=10_000) if n.state == "ALIVE"]
+    except Exception as e:
+        raise KnowrlError(
+            f"cannot list the nodes of the Ray cluster at {address}: {str(e).splitlines()[0]}",
+            hint="check the address, or skip this check with --no-preflight",
+        ) from None
+    gpus = sorted((int(n.resources_total.get("GPU", 0)) for n in nodes), reverse=True)
+    for job in sorted(p.jobs, key=lambda j: -j.resources.gpus):
+        r = job.resources
+        if r.gpus and sum(g >= r.gpus_per_node for g in gpus) < r.nodes:
+            have = ", ".join(f"{g} GPU{'s' * (g != 1)}" for g in gpus) or "no nodes"
+            raise KnowrlError(
+                f"job {job.id} needs {r.nodes} node(s) with {r.gpus_per_node} {p.cluster['gpu_type']} GPUs each "
+                f"({r.gpus} GPUs for the {p.backend} backend); the Ray cluster at {address} has {len(gpus)} alive "
+                f"node(s): {have}",
+                hint="submit to a bigger cluster, shrink resources.nodes / resources.gpus_per_node (`knowrl plan` "
+                "shows the packing), or, for an autoscaling cluster that grows on demand, pass --no-preflight",
+            )
+    checks = [(f"{sys.executable} -c 'import knowrl'", f"knowrl for {sys.executable}")]
+    if any(j.kind == "train" for j in p.jobs):
+        checks += get_backend(p.backend).requirements(spec)
+    script = "".join(
+        f"if ! {{ {cmd}; }} >/dev/null 2>&1; then echo {shlex.quote('missing: ' + what)}; fail=1; fi\n"
+        for cmd, what in checks
+    )
+    sid = f"knowrl-{p.run_id}-preflight-{int(time.time())}"
+    c.submit_job(entrypoint=f"sh -c {shlex.quote('fail=0' + chr(10) + script + 'exit $fail')}", submission_id=sid)
+    say(f"preflight: checking the cluster's software ({sid})")
+    deadline = time.monotonic() + timeout_s
+    while (status := str(c.get_job_status(sid)).split(".")[-1]) in ACTIVE:
+        if time.monotonic() > deadline:
+            c.stop_job(sid)
+            raise KnowrlError(
+                f"the preflight job {sid} did not finish in {timeout_s:.0f} s",
+                hint="is the cluster saturated? `ray job logs` shows it; --no-preflight skips the check",
+            )
+        time.sleep(0.5)
+    if status != "SUCCEEDED":
+        missing = [line for line in c.get_job_logs(sid).splitlines() if line.startswith("missing: ")]
+        raise KnowrlError(
+            f"the Ray cluster at {address} cannot run this plan: "
+            + ("; ".join(m.removeprefix("missing: ") for m in missing) or f"preflight job {sid} {status.lower()}"),
+            hint=f"install what is missing on the cluster's image (`ray job logs {sid}` for details), "
+            "or skip this check with --no-preflight",
+        )
 
 
 def follow(run: Path, address: str | None = None, *, detach: bool = False, say=print, poll_s: float = 1.0) -> dict:
