@@ -77,41 +77,33 @@ class _Run:
         self.problem, self.scorer, self.trace = problem, scorer, []
         self.start = scorer.spent.get(problem.id, 0)
 
+    def _log(self, step: str, repeat: int, subsets, answers, before: int, **common) -> None:
+        """One trace entry per subset asked about; the last carries the rollouts the question cost."""
+        self.trace += [
+            {"step": step, "subset": list(s), "repeat": repeat, **common, **answer}
+            for s, answer in zip(subsets, answers, strict=True)
+        ]
+        self.trace[-1]["rollouts"] = self.spent - before
+
     def acc(self, subsets: list[Subset], step: str, repeat: int = 0) -> list[float]:
         before = self.spent
         accs = self.scorer.accuracies(self.problem, subsets, repeat)
-        self.trace += [
-            {"step": step, "subset": list(s), "repeat": repeat, "accuracy": a}
-            for s, a in zip(subsets, accs, strict=True)
-        ]
-        self.trace[-1]["rollouts"] = self.spent - before
+        self._log(step, repeat, subsets, [{"accuracy": a} for a in accs], before)
         return accs
 
     def test(self, queries: list[tuple[Subset, float]], step: str, repeat: int = 0) -> list[bool]:
         before = self.spent
         answers = self.scorer.at_least(self.problem, queries, repeat)
-        self.trace += [
-            {"step": step, "subset": list(s), "repeat": repeat, "threshold": t, "passed": ok}
-            for (s, t), ok in zip(queries, answers, strict=True)
-        ]
-        self.trace[-1]["rollouts"] = self.spent - before
+        rows = [{"threshold": t, "passed": ok} for (_, t), ok in zip(queries, answers, strict=True)]
+        self._log(step, repeat, [s for s, _ in queries], rows, before)
         return answers
 
     def compare(self, subsets: list[Subset], reference: Subset, delta: float, step: str, repeat: int = 0, **how):
+        """Is a(S) >= a(reference) - delta, for each S (`how`: the scorer's `screen` / `strict`)."""
         before = self.spent
         answers = self.scorer.not_worse(self.problem, subsets, reference, delta, repeat, **how)
-        self.trace += [
-            {
-                "step": step,
-                "subset": list(s),
-                "repeat": repeat,
-                "reference": list(reference),
-                "delta": delta,
-                "passed": ok,
-            }
-            for s, ok in zip(subsets, answers, strict=True)
-        ]
-        self.trace[-1]["rollouts"] = self.spent - before
+        ref = {"reference": list(reference), "reference_estimate": self.scorer.estimate(self.problem, reference)}
+        self._log(step, repeat, subsets, [{"passed": ok} for ok in answers], before, **ref, delta=delta, **how)
         return answers
 
     @property
