@@ -203,37 +203,28 @@ class RolloutScorer:
     def at_least(self, problem: Problem, queries: Sequence[tuple[Subset, float]], repeat: int = 0) -> list[bool]:
         """For each (subset, threshold): is the subset's accuracy >= threshold?
 
-        Adaptive (a sequential test with an indifference zone): batches of
-        rollouts until the confidence interval is wholly below t (no), or
-        wholly above t - margin (yes: not meaningfully worse), or the maximum
-        is reached (then the point estimate against t - margin/2 decides).
+        Adaptive (a sequential test with an indifference zone): rollouts until
+        the confidence interval is wholly below t (no), or wholly above
+        t - margin (yes: not meaningfully worse), or the maximum is reached
+        (then the point estimate against t - margin/2 decides).
         Fixed: exactly `rollouts_per_subset` rollouts and the point estimate.
         """
         cfg = self.config
         if not cfg.adaptive:
             accs = self.accuracies(problem, [s for s, _ in queries], repeat)
             return [a >= t - 1e-12 for a, (_, t) in zip(accs, queries, strict=True)]
-        cap = cfg.max_rollouts_per_subset
-        base = {i: self._window(problem.id, s, repeat, cap) for i, (s, _) in enumerate(queries)}
-        n = {i: 0 for i in range(len(queries))}
-        decided: dict[int, bool] = {}
         bound = wilson if cfg.bound == "wilson" else hoeffding
-        while len(decided) < len(queries):
-            todo = [i for i in range(len(queries)) if i not in decided]
-            for i in todo:
-                n[i] = min(cap, n[i] + cfg.batch)
-            self._ensure(problem, [(queries[i][0], base[i], base[i] + n[i]) for i in todo])
-            for i in todo:
-                subset, t = queries[i]
-                c, m = self._count(problem.id, subset, base[i], base[i] + n[i])
-                lo, hi = bound(c, m, cfg.confidence)
-                if hi < t:  # (for t = 1, "always correct", a single failure refutes)
-                    decided[i] = False
-                elif lo >= t - cfg.margin:
-                    decided[i] = True
-                if i not in decided and m >= cap:
-                    decided[i] = c / m >= t - cfg.margin / 2
-        return [decided[i] for i in range(len(queries))]
+
+        def decide(i: int, c: int, m: int) -> bool | None:
+            t = queries[i][1]
+            lo, hi = bound(c, m, cfg.confidence)
+            if hi < t:  # (for t = 1, "always correct", a single failure refutes)
+                return False
+            if lo >= t - cfg.margin:
+                return True
+            return c / m >= t - cfg.margin / 2 if m >= cfg.max_rollouts_per_subset else None
+
+        return self._sequential(problem, [s for s, _ in queries], repeat, decide)
 
     def not_worse(
         self,
@@ -250,7 +241,7 @@ class RolloutScorer:
 
         The reference is estimated once per `repeat` from `rollouts_per_subset`
         rollouts, shared by every question about it. Fixed: each S gets as
-        many, and the point estimates decide. Adaptive: S draws batches until
+        many, and the point estimates decide. Adaptive: S draws rollouts until
         it is *worse* (hi(S) < a_ref - delta) or *not worse* (lo(S) >=
         a_ref - delta - margin), with a_ref the reference's point estimate --
         or, for a `strict` question, its upper confidence bound, so that
@@ -260,18 +251,36 @@ class RolloutScorer:
         whose point estimate is within the margin, S passes, and a later
         strict question is what confirms.
         """
-        cfg, pid = self.config, problem.id
-        key = (pid, reference, repeat)
+        cfg = self.config
+        key = (problem.id, reference, repeat)
         if key not in self._references:  # once, as a strategy computing its threshold would
             self._references[key] = self.accuracies(problem, [reference], repeat)[0]
         p_ref, k = self._references[key], cfg.rollouts_per_subset
         if not cfg.adaptive:
             return [a >= p_ref - delta - 1e-12 for a in self.accuracies(problem, list(subsets), repeat)]
+        bound = wilson if cfg.bound == "wilson" else hoeffding
+        accept_at = (bound(round(p_ref * k), k, cfg.confidence)[1] if strict else p_ref) - delta - cfg.margin
+
+        def decide(_: int, c: int, m: int) -> bool | None:
+            lo, hi = bound(c, m, cfg.confidence)
+            if hi < p_ref - delta:
+                return False
+            if lo >= accept_at or (screen and m >= cfg.screen and c / m >= p_ref - delta - cfg.margin):
+                return True
+            return c / m >= p_ref - delta - cfg.margin / 2 if m >= cfg.max_rollouts_per_subset else None
+
+        return self._sequential(problem, list(subsets), repeat, decide)
+
+    def _sequential(self, problem: Problem, subsets: list[Subset], repeat: int, decide) -> list[bool]:
+        """Draw `batch` rollouts for every open question at once until `decide(j, correct, trials)` answers each.
+
+        (Smaller steps stop some questions a rollout earlier but look more
+        often, and on the simulator the extra looks cost more regret than
+        the rollouts they save.)
+        """
+        cfg, pid = self.config, problem.id
         cap = cfg.max_rollouts_per_subset
         base = [self._window(pid, s, repeat, cap) for s in subsets]
-        bound = wilson if cfg.bound == "wilson" else hoeffding
-        c_ref = round(p_ref * k)
-        accept_at = (bound(c_ref, k, cfg.confidence)[1] if strict else p_ref) - delta - cfg.margin
         n = [0] * len(subsets)
         decided: dict[int, bool] = {}
         while len(decided) < len(subsets):
@@ -280,14 +289,8 @@ class RolloutScorer:
                 n[j] = min(cap, n[j] + cfg.batch)
             self._ensure(problem, [(subsets[j], base[j], base[j] + n[j]) for j in todo])
             for j in todo:
-                c, m = self._count(pid, subsets[j], base[j], base[j] + n[j])
-                lo, hi = bound(c, m, cfg.confidence)
-                if hi < p_ref - delta:
-                    decided[j] = False
-                elif lo >= accept_at or (screen and m >= cfg.screen and c / m >= p_ref - delta - cfg.margin):
-                    decided[j] = True
-                elif m >= cap:
-                    decided[j] = c / m >= p_ref - delta - cfg.margin / 2
+                if (verdict := decide(j, *self._count(pid, subsets[j], base[j], base[j] + n[j]))) is not None:
+                    decided[j] = verdict
         return [decided[j] for j in range(len(subsets))]
 
     def estimate(self, problem: Problem, subset: Subset) -> float:
