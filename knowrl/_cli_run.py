@@ -151,7 +151,8 @@ def run(
 
         statuses = run_spec(s, console=console)
     registry = s.registry.path
-    if Path(registry).exists():
+    evaluated = any(j.kind == "eval" and statuses.get(j.id) == "succeeded" for j in p.jobs)
+    if evaluated and Path(registry).exists():
         from knowrl._cli_registry import compare
 
         compare(

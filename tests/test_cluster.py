@@ -133,3 +133,26 @@ def test_a_plan_is_checked_against_the_cluster_before_anything_is_submitted(ray_
     assert "cannot run this plan: a verl checkout at /nonexistent/verl" in r.stderr
     assert "the verl package for python3" in r.stderr
     assert not store.exists()
+
+
+def test_on_a_cluster_bad_input_is_not_resubmitted(ray_head, tmp_path, tiny_model):
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"problem": "1+1", "answer": "2"}\nnot json\n')
+    store = tmp_path / "store"
+    args = [
+        f"model.path={tiny_model}",
+        "data.train=[]",
+        f"eval.benchmarks.0.source={bad}",
+        "eval.checkpoints=[base]",
+        "eval.hint_modes=[none]",
+        "hints={strategy: none}",
+        f"resources.storage={store}",
+        f"registry.path={tmp_path / 'reg.duckdb'}",
+        "tracking.backend=none",
+        "resources.retries.backoff_s=0",
+    ]
+    r = run_cli("run", "experiments/quickstart.yaml", *args, "--address", ray_head, "--allow-dirty")
+    assert r.returncode == 1, r.stdout + r.stderr
+    st = json.loads(next(store.glob("runs/*/eval-base-arith-none/status.json")).read_text())
+    assert (st["status"], st["attempts"], st["retryable"]) == ("failed", 1, False)
+    assert f"{bad}:2" in st["error"]

@@ -132,7 +132,54 @@ def test_a_gpu_plan_on_this_machine_stops_at_once(tmp_path):
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert "needs 64 H100-80GB GPUs for the nemo_rl backend and this Ray cluster has none" in r.stderr
     assert "knowrl plan" in r.stderr and "quickstart" in r.stderr
-    assert not list(tmp_path.glob("runs/*/manifest.json"))  # nothing was written for a run that cannot start
+    assert not list(tmp_path.glob("runs/*"))  # nothing was left behind for a run that cannot start
+
+
+def test_failed_jobs_retry_with_backoff_unless_the_input_is_bad(tmp_path, tiny_model):
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')  # fails inside the job
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"problem": "1+1", "answer": "2"}\nnot json\n')
+    common = [
+        "data.train=[]",
+        "eval.checkpoints=[base]",
+        "hints={strategy: none}",
+        "tracking.backend=none",
+        "resources.retries.backoff_s=0.2",
+        "resources.retries.eval=2",
+    ]
+
+    def go(name, *extra):
+        store = tmp_path / name
+        r = run_cli("run", "experiments/quickstart.yaml", *common, f"resources.storage={store}",
+                    f"registry.path={tmp_path / name}.duckdb", *extra)  # fmt: skip
+        return r, statuses(next((store / "runs").iterdir()))
+
+    r, st = go("flaky", f"model.path={broken}")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "retrying eval-base-arith-none in 0.2 s (attempt 2 of 2)" in r.stdout
+    assert {k: (v["status"], v["attempts"]) for k, v in st.items()} == {
+        "eval-base-arith-none": ("failed", 2),
+        "eval-base-arith-all": ("failed", 2),
+    }
+    assert "nothing to compare" not in r.stderr and "run `knowrl" in r.stdout
+
+    r, st = go("bad-input", f"model.path={tiny_model}", f"eval.benchmarks.0.source={bad}")
+    assert r.returncode == 1
+    assert "not retrying eval-base-arith-none: fix the input" in r.stdout and "retrying eval" not in r.stdout.replace(
+        "not retrying eval", ""
+    )
+    assert st["eval-base-arith-none"]["attempts"] == 1
+    assert f"{bad}:2" in st["eval-base-arith-none"]["error"]
+
+
+def test_a_model_path_that_is_not_a_model_stops_before_ray_starts(tmp_path):
+    r = run_cli("run", "experiments/quickstart.yaml", f"model.path={tmp_path}", f"resources.storage={tmp_path}/s")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"cannot load model '{tmp_path}': the folder has no config.json" in r.stderr
+    assert "knowrl model tiny" in r.stderr
+    assert not list((tmp_path / "s").glob("runs/*"))
 
 
 def test_dry_run_writes_compiled_inputs_only(tmp_path):

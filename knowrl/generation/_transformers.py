@@ -13,6 +13,24 @@ from pathlib import Path
 from knowrl._errors import KnowrlError
 from knowrl.generation._base import Completion, Messages, SamplingParams
 
+_MODEL_HINT = (
+    "point the model (model.path, or --model) at a local Hugging Face folder "
+    "(for a tiny offline model: `knowrl model tiny --out DIR`), or run where the model hub is reachable"
+)
+
+
+def check_local_model(path: str) -> None:
+    """A local folder given as a model must be one; a hub id (`org/name`) is left to `from_pretrained`.
+
+    Cheap and import-free, so `knowrl run` can say it before starting Ray
+    rather than every job failing with the tokenizer's own puzzling error.
+    """
+    p = Path(path).expanduser()
+    looks_local = p.exists() or path.startswith(("/", ".", "~")) or path.count("/") > 1
+    if looks_local and not (p / "config.json").is_file():
+        what = "does not exist" if not p.exists() else "has no config.json"
+        raise KnowrlError(f"cannot load model '{path}': the folder {what}", hint=_MODEL_HINT)
+
 
 def load_model_and_tokenizer(path: str, dtype: str = "float32", device: str | None = None):
     """`from_pretrained` for a local folder or a hub id, with a clear error when it cannot be reached."""
@@ -20,6 +38,7 @@ def load_model_and_tokenizer(path: str, dtype: str = "float32", device: str | No
     import transformers
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
+    check_local_model(path)
     transformers.utils.logging.disable_progress_bar()
     transformers.utils.logging.set_verbosity_error()
     local = Path(path).is_dir()
@@ -29,11 +48,7 @@ def load_model_and_tokenizer(path: str, dtype: str = "float32", device: str | No
             path, dtype="auto" if dtype == "auto" else getattr(torch, dtype), local_files_only=local
         )
     except OSError as e:
-        raise KnowrlError(
-            f"cannot load model '{path}': {str(e).splitlines()[0]}",
-            hint="point model.path at a local Hugging Face folder (for a tiny offline model: "
-            "`knowrl model tiny --out DIR`), or run where the model hub is reachable",
-        ) from None
+        raise KnowrlError(f"cannot load model '{path}': {str(e).splitlines()[0]}", hint=_MODEL_HINT) from None
     tokenizer.padding_side = "left"
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
-from knowrl.runtime._engine import ATTEMPTS, _lock, job_status
+from knowrl.runtime._engine import _lock, job_status
 from knowrl.runtime._layout import now, read_json, run_path, write_json, write_manifest, write_status
 
 ACTIVE = ("PENDING", "RUNNING")
@@ -47,6 +47,10 @@ def submit_run(
         write_manifest(run, spec, p)
         m = read_json(run / "manifest.json")
         write_json(run / "manifest.json", {**m, "ray_address": address})
+    for job in p.jobs:  # an explicit `knowrl run` gives failed jobs a fresh retry budget
+        st = job_status(run, job.id)
+        if st["status"] in ("failed", "cancelled") and not st.get("active"):
+            write_status(run, job, st["status"], budget_from=st.get("attempts", 0), retry_at=0, retryable=True)
     return follow(run, address, detach=detach, say=say, poll_s=poll_s)
 
 
@@ -126,23 +130,25 @@ def follow(run: Path, address: str | None = None, *, detach: bool = False, say=p
     lock = _lock(run)
     try:
         while True:
-            finished = _reconcile(c, run, jobs, say)
+            finished = _reconcile(c, run, jobs, spec.resources.retries, say)
             if finished:
                 ingest(spec.registry.path, [run], only_jobs=finished)
             states = {j.id: job_status(run, j.id) for j in jobs}
+            waiting = []  # failed jobs with attempts left, in their backoff
             for job in jobs:
                 st = states[job.id]
                 deps_ok = all(states[d]["status"] == "succeeded" for d in job.depends_on)
-                if (
-                    st["status"] in ("pending", "failed", "cancelled")
-                    and deps_ok
-                    and not st.get("active")
-                    and st.get("attempts", 0) < ATTEMPTS[job.kind]
-                ):
-                    _submit(c, run, spec, manifest, job, st.get("attempts", 0) + 1, say)
+                left = spec.resources.retries.attempts(job.kind) - (st.get("attempts", 0) - st.get("budget_from", 0))
+                if st["status"] == "failed" and st.get("retryable") is False:
+                    left = 0  # bad input fails the same way every time; `knowrl run` again after fixing it
+                if st["status"] in ("pending", "failed", "cancelled") and deps_ok and not st.get("active") and left > 0:
+                    if time.time() >= st.get("retry_at", 0):
+                        _submit(c, run, spec, manifest, job, st.get("attempts", 0) + 1, say)
+                    else:
+                        waiting.append(job.id)
             states = {j.id: job_status(run, j.id) for j in jobs}
             active = [j for j, s in states.items() if s.get("active")]
-            if detach or not active:
+            if detach or not (active or waiting):
                 return {j: s["status"] for j, s in states.items()}
             time.sleep(poll_s)
     finally:
@@ -177,7 +183,7 @@ def _submit(c, run: Path, spec, manifest: dict, job, attempt: int, say) -> None:
     say(f"submitted {job.id} as {sid}")
 
 
-def _reconcile(c, run: Path, jobs, say) -> set[str]:
+def _reconcile(c, run: Path, jobs, retries, say) -> set[str]:
     """Ray's word on every active submission; returns the jobs that just finished."""
     finished = set()
     for job in jobs:
@@ -192,7 +198,8 @@ def _reconcile(c, run: Path, jobs, say) -> set[str]:
             write_status(run, job, "succeeded", active=False, finished_at=st.get("finished_at") or now())
         else:
             error = st.get("error") or f"Ray job {st['submission_id']} {ray_status.lower()}"
-            write_status(run, job, "failed", active=False, finished_at=now(), error=error)
+            delay = retries.delay(st.get("attempts", 1) - st.get("budget_from", 0))
+            write_status(run, job, "failed", active=False, finished_at=now(), error=error, retry_at=time.time() + delay)
         finished.add(job.id)
         say(f"{job.id}: {job_status(run, job.id)['status']}")
     return finished

@@ -9,6 +9,7 @@ After each job the driver ingests the run into the registry and the tracker.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import fcntl
 import os
@@ -17,9 +18,6 @@ from pathlib import Path
 
 from knowrl._errors import KnowrlError
 from knowrl.runtime._layout import now, read_json, run_path, write_manifest, write_status
-
-ATTEMPTS = {"kp_select": 2, "train": 2, "eval": 3}
-"""Tries per job kind before a job is marked failed (its dependants then wait for the next `knowrl run`)."""
 
 
 class RunLocked(KnowrlError):
@@ -88,6 +86,10 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
         if (run / "manifest.json").exists() and all(s == "succeeded" for s in statuses.values()):
             say(f"run {p.run_id} of {spec.name} is already complete: nothing to do")
             return statuses
+        if spec.resources.backend == "local":  # the model loads on this machine: say so before Ray starts
+            from knowrl.generation._transformers import check_local_model
+
+            check_local_model(spec.model.path)
         ray = _start_ray(os.cpu_count() or 1)
         tracker = None
         try:
@@ -112,6 +114,10 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
         return statuses
     finally:
         lock.close()
+        if not (run / "manifest.json").exists():  # stopped before it began: leave no empty run behind
+            (run / ".lock").unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                run.rmdir()
 
 
 def _after(job_ids: set[str], p, run: Path, spec, tracker, timeout_s: float) -> None:
@@ -174,20 +180,23 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars
     running: dict = {}
     attempts = {j.id: job_status(run, j.id).get("attempts", 0) for j in p.jobs}  # over every `knowrl run`
     tries = dict.fromkeys(attempts, 0)  # in this one
+    retry_at: dict[str, float] = {}
+    policy = spec.resources.retries
     jobs = {j.id: j for j in p.jobs}
     if bars:
         bars.__enter__()
     try:
         while True:
             busy = {job.id for job, _ in running.values()}
-            ready = [
+            runnable = [
                 j
                 for j in p.jobs
                 if statuses[j.id] != "succeeded"
                 and j.id not in busy
                 and all(statuses[d] == "succeeded" for d in j.depends_on)
-                and tries[j.id] < ATTEMPTS[j.kind]
+                and tries[j.id] < policy.attempts(j.kind)
             ]
+            ready = [j for j in runnable if retry_at.get(j.id, 0.0) <= time.monotonic()]
             for job in ready:
                 attempts[job.id] += 1
                 tries[job.id] += 1
@@ -198,7 +207,10 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars
                 running[ref] = (job, time.monotonic())
                 say(f"[bold]started[/] {job.id} (attempt {attempts[job.id]})")
             if not running:
-                break
+                if not runnable:
+                    break
+                time.sleep(max(0.0, min(retry_at[j.id] for j in runnable) - time.monotonic()))  # backoff
+                continue
             done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
             if bars:
                 bars.refresh(run, [job.id for job, _ in running.values()])
@@ -218,6 +230,14 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars
                 write_status(run, job, "failed", finished_at=now(), error=f"{type(cause).__name__}: {cause}"[:2000])
                 statuses[job.id] = "failed"
                 say(f"[red]failed[/] {job.id}: {type(cause).__name__}: {str(cause)[:300]}")
+                if isinstance(cause, KnowrlError):  # bad input: it would fail the same way again
+                    tries[job.id] = policy.attempts(job.kind)
+                    say(f"  not retrying {job.id}: fix the input, then `knowrl run` again")
+                elif tries[job.id] < policy.attempts(job.kind):
+                    delay = policy.delay(tries[job.id])
+                    retry_at[job.id] = time.monotonic() + delay
+                    of = policy.attempts(job.kind)
+                    say(f"  retrying {job.id} in {delay:g} s (attempt {tries[job.id] + 1} of {of})")
             after_job({job.id})
     except KeyboardInterrupt:
         if bars:

@@ -14,6 +14,7 @@ from pathlib import Path
 
 
 def main(argv: list[str]) -> int:
+    from knowrl._errors import KnowrlError
     from knowrl.plan._plan import Job
     from knowrl.runtime._jobs import execute
     from knowrl.runtime._layout import now, read_json, write_status
@@ -21,11 +22,18 @@ def main(argv: list[str]) -> int:
     run, job_id = Path(argv[0]), argv[1]
     manifest = read_json(run / "manifest.json")
     job = Job.from_dict(next(j for j in manifest["plan"]["jobs"] if j["id"] == job_id))
-    write_status(run, job, "running", started_at=now(), error=None)
+    write_status(run, job, "running", started_at=now(), error=None, retryable=None)
     try:
         summary = execute(dataclasses.asdict(job), manifest["spec"], str(run))
     except Exception as e:
-        write_status(run, job, "failed", finished_at=now(), error=f"{type(e).__name__}: {e}"[:2000])
+        write_status(
+            run,
+            job,
+            "failed",
+            finished_at=now(),
+            error=f"{type(e).__name__}: {e}"[:2000],
+            retryable=not isinstance(e, KnowrlError),  # bad input fails the same way every time
+        )
         traceback.print_exc()
         return 1
     write_status(run, job, "succeeded", finished_at=now(), summary=summary)

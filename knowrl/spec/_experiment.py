@@ -16,6 +16,26 @@ GpuType = Literal["H100-80GB", "H200-141GB", "A100-80GB", "A100-40GB", "L40S-48G
 Backend = Literal["nemo_rl", "verl", "local"]
 
 
+class RetrySpec(SpecModel):
+    """How often a failed job is tried again, and how long to wait first."""
+
+    kp_select: PositiveInt = 2
+    """Attempts of a KP-selection job per `knowrl run`."""
+    train: PositiveInt = 2
+    """Attempts of a training job per `knowrl run` (each resumes from the last checkpoint)."""
+    eval: PositiveInt = 3
+    """Attempts of an eval job per `knowrl run` (finished shards are kept)."""
+    backoff_s: Annotated[float, Field(ge=0.0)] = 10.0
+    """Wait before a job's first retry; it doubles with each further one."""
+
+    def attempts(self, kind: str) -> int:
+        return getattr(self, kind)
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after the `attempt`-th failed attempt."""
+        return self.backoff_s * 2 ** max(0, attempt - 1)
+
+
 class ResourcesSpec(SpecModel):
     """Where and on what the experiment runs."""
 
@@ -35,6 +55,8 @@ class ResourcesSpec(SpecModel):
     """Root under which run directories (`<storage>/runs/<run id>`) are written."""
     backend_dir: str | None = None
     """Checkout of NeMo-RL or verl on the cluster (default: $NEMO_RL_DIR or $VERL_DIR)."""
+    retries: RetrySpec = Field(default_factory=RetrySpec)
+    """Retry policy per job kind: attempts and backoff."""
 
     @model_validator(mode="after")
     def _gpus(self) -> "ResourcesSpec":

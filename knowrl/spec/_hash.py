@@ -17,7 +17,7 @@ NON_SEMANTIC: dict[str, Any] = {
     "tags": True,
     "tracking": True,
     "registry": True,
-    "resources": {"ray_address": True, "storage": True, "backend_dir": True},
+    "resources": {"ray_address": True, "storage": True, "backend_dir": True, "retries": True},
 }
 """Fields that say where or how a run is labelled or stored, not what is computed."""
 
