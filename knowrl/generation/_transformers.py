@@ -83,15 +83,16 @@ class TransformersGenerator:
     ) -> list[list[Completion]]:
         import torch
 
-        texts = [self.prompt_text(p) for p in prompts]
+        # Each prompt is tokenised once, not once per sample: batches are padded from the ids.
+        ids = self.tokenizer([self.prompt_text(p) for p in prompts], add_special_tokens=False)["input_ids"]
         jobs = [(i, j) for i in range(len(prompts)) for j in range(n)]
         out: list[list[Completion | None]] = [[None] * n for _ in prompts]
         eos = self.tokenizer.eos_token_id
         for start in range(0, len(jobs), self.batch_size):
             batch = jobs[start : start + self.batch_size]
-            enc = self.tokenizer(
-                [texts[i] for i, _ in batch], return_tensors="pt", padding=True, add_special_tokens=False
-            ).to(self.model.device)
+            enc = self.tokenizer.pad({"input_ids": [ids[i] for i, _ in batch]}, return_tensors="pt").to(
+                self.model.device
+            )
             torch.manual_seed(seeds[batch[0][0]][batch[0][1]])
             sample = params.temperature > 0
             with torch.inference_mode():
@@ -106,14 +107,13 @@ class TransformersGenerator:
                     eos_token_id=eos,
                 )
             new = generated[:, enc["input_ids"].shape[1] :].tolist()
-            for (i, j), ids in zip(batch, new, strict=True):
-                length = ids.index(eos) if eos in ids else len(ids)
-                out[i][j] = Completion(
-                    text=self.tokenizer.decode(ids[:length], skip_special_tokens=True),
-                    tokens=length,
-                    finish_reason="stop" if eos in ids else "length",
-                    seed=seeds[i][j],
-                )
+            lengths = [row.index(eos) if eos in row else len(row) for row in new]
+            texts = self.tokenizer.batch_decode(
+                [row[:k] for row, k in zip(new, lengths, strict=True)], skip_special_tokens=True
+            )
+            for (i, j), text, k, row in zip(batch, texts, lengths, new, strict=True):
+                finish = "stop" if k < len(row) else "length"
+                out[i][j] = Completion(text=text, tokens=k, finish_reason=finish, seed=seeds[i][j])
             if self.on_batch:
                 self.on_batch(len(batch))
         return out  # type: ignore[return-value]
