@@ -114,3 +114,37 @@ def test_a_strict_pass_implies_a_lenient_one(grader):
         assert all(b for a, b in zip(hard, easy, strict=True) if a)
         lenient_only += sum(b and not a for a, b in zip(hard, easy, strict=True))
     assert lenient_only > 0  # strictness matters on this simulator
+
+
+def test_concurrent_problems_share_generate_calls_and_select_the_same(grader, tmp_path):
+    import json
+
+    from knowrl.kp import select_dataset
+
+    probs = make_problems(40, seed=8)
+    results, calls = {}, {}
+    for k in (1, 8):
+        gen = SimGenerator(probs)
+        hints = strategy_spec("css", concurrency=k)
+        s = RolloutScorer(gen, grader, ScoringConfig.from_spec(hints), SamplingParams())
+        out = tmp_path / f"sel-{k}.jsonl"
+        assert select_dataset([sp.problem for sp in probs], hints, s, out) == 40
+        results[k] = {r["id"]: (r["css_kept_kp_index"], r["css_rollouts"]) for r in map(json.loads, out.open())}
+        calls[k] = gen.calls
+        assert s.generator is gen  # the broker is gone afterwards
+    assert results[8] == results[1]  # rollouts are seeded per sample: merging changes nothing
+    assert calls[8] * 4 < calls[1]  # ...but merged calls are far fewer
+
+
+def test_a_failing_engine_reaches_every_waiting_problem(grader, tmp_path):
+    from knowrl.kp import select_dataset
+
+    class Broken(SimGenerator):
+        def generate(self, *a, **k):
+            raise RuntimeError("engine died")
+
+    probs = make_problems(12, seed=9)
+    hints = strategy_spec("css", concurrency=4)
+    s = RolloutScorer(Broken(probs), grader, ScoringConfig.from_spec(hints), SamplingParams())
+    with pytest.raises(RuntimeError, match="engine died"):
+        select_dataset([sp.problem for sp in probs], hints, s, tmp_path / "sel.jsonl")

@@ -100,21 +100,63 @@ def select_dataset(
     out: Path,
     progress: Callable[[Problem, Selection], None] | None = None,
 ) -> int:
-    """Select KPs for every problem not yet in `out`; return how many were done now."""
+    """Select KPs for every problem not yet in `out`; return how many were done now.
+
+    With `hints.concurrency` > 1, that many problems run at once in threads
+    whose rollouts share one merged generate call (`BatchingGenerator`);
+    records are appended as problems finish, so the file's order may differ
+    from the data's (resuming and loading go by problem id).
+    """
     out.parent.mkdir(parents=True, exist_ok=True)
     skip = done_ids(out)
-    n = 0
+    todo = [p for p in problems if p.id not in skip]
+    concurrency = getattr(hints, "concurrency", 1) if scorer is not None else 1
     with out.open("a", encoding="utf-8") as f:
-        for problem in problems:
-            if problem.id in skip:
-                continue
-            sel = select_kps(problem, hints, scorer)
+
+        def record(problem: Problem, sel: Selection) -> None:
             f.write(json.dumps(selection_record(problem, hints.strategy, sel), ensure_ascii=False) + "\n")
             f.flush()
-            n += 1
             if progress:
                 progress(problem, sel)
-    return n
+
+        if concurrency == 1:
+            for problem in todo:
+                record(problem, select_kps(problem, hints, scorer))
+            return len(todo)
+        _select_concurrently(todo, hints, scorer, concurrency, record)
+    return len(todo)
+
+
+def _select_concurrently(problems: list[Problem], hints, scorer: RolloutScorer, concurrency: int, record) -> None:
+    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+    from knowrl.generation._batching import BatchingGenerator
+
+    inner = scorer.generator
+    broker = scorer.generator = BatchingGenerator(inner)
+
+    def one(problem: Problem) -> Selection:
+        try:
+            return select_kps(problem, hints, scorer)
+        finally:
+            broker.leave()
+
+    try:
+        with ThreadPoolExecutor(concurrency, thread_name_prefix="kp-select") as pool:
+            queue, running = iter(problems), {}
+            while True:  # at most `concurrency` in flight, so an error stops the run early
+                for problem in queue:
+                    broker.enter()  # before the thread starts: its first call is waited for
+                    running[pool.submit(one, problem)] = problem
+                    if len(running) >= concurrency:
+                        break
+                if not running:
+                    return
+                done, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in done:
+                    record(running.pop(future), future.result())  # the driver thread writes: one writer
+    finally:
+        scorer.generator = inner
 
 
 def make_selector(

@@ -18,6 +18,7 @@ NON_SEMANTIC: dict[str, Any] = {
     "tracking": True,
     "registry": True,
     "resources": {"ray_address": True, "storage": True, "backend_dir": True, "retries": True},
+    "hints": {"concurrency": True},
 }
 """Fields that say where or how a run is labelled or stored, not what is computed."""
 

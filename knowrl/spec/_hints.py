@@ -41,6 +41,10 @@ class _Scored(_HintsBase):
     """Rollouts drawn per adaptive step."""
     screen: PositiveInt = 2
     """Rollouts after which a screening question (CSS's leave-one-out screen) passes unless they show harm."""
+    concurrency: PositiveInt = 1
+    """Problems selected at once per worker, their rollouts merged into one generate call (use 32+ with vLLM).
+
+    With the transformers generator, which seeds per batch, results then depend on how problems interleave."""
     sampling: GenerationSampling = Field(default_factory=GenerationSampling)
     """Sampling of the scoring rollouts."""
     seed: int = 0
