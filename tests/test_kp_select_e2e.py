@@ -62,6 +62,12 @@ def test_kp_select_writes_loadable_selections_and_resumes(tmp_path, tiny_model):
     rows = {r["strategy"]: r for r in json.loads(stats.stdout)}
     assert rows["all"]["problems"] == 4 and "css" in rows
 
+    # Problems at once over the real transformers generator and grader: every problem, each once, loadable.
+    both = tmp_path / "concurrent.jsonl"
+    r = run_cli(*[str(both) if a == str(out) else a for a in args[:-1]], "4", "--param", "concurrency=3")
+    assert r.returncode == 0, r.stderr
+    assert sorted(p.id for p in load_problems(str(both)).problems) == ["q0", "q1", "q2", "q3"]
+
 
 def test_kp_select_without_a_model_for_a_scored_strategy(tmp_path):
     r = run_cli("kp", "select", "--data", str(write_jsonl(tmp_path / "p.jsonl", PROBLEMS)), "--strategy", "cbrs")
