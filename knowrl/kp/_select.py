@@ -122,8 +122,8 @@ def select_dataset(
         if concurrency == 1:
             for problem in todo:
                 record(problem, select_kps(problem, hints, scorer))
-            return len(todo)
-        _select_concurrently(todo, hints, scorer, concurrency, record)
+        else:
+            _select_concurrently(todo, hints, scorer, concurrency, record)
     return len(todo)
 
 
