@@ -135,24 +135,36 @@ def test_a_plan_is_checked_against_the_cluster_before_anything_is_submitted(ray_
     assert not store.exists()
 
 
-def test_on_a_cluster_bad_input_is_not_resubmitted(ray_head, tmp_path, tiny_model):
+def test_on_a_cluster_failures_are_resubmitted_after_backoff_unless_the_input_is_bad(ray_head, tmp_path, tiny_model):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"problem": "1+1", "answer": "2"}\nnot json\n')
-    store = tmp_path / "store"
-    args = [
-        f"model.path={tiny_model}",
-        "data.train=[]",
-        f"eval.benchmarks.0.source={bad}",
-        "eval.checkpoints=[base]",
-        "eval.hint_modes=[none]",
-        "hints={strategy: none}",
-        f"resources.storage={store}",
-        f"registry.path={tmp_path / 'reg.duckdb'}",
-        "tracking.backend=none",
-        "resources.retries.backoff_s=0",
-    ]
-    r = run_cli("run", "experiments/quickstart.yaml", *args, "--address", ray_head, "--allow-dirty")
-    assert r.returncode == 1, r.stdout + r.stderr
-    st = json.loads(next(store.glob("runs/*/eval-base-arith-none/status.json")).read_text())
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')  # fails inside the job
+
+    def run(name, *extra):
+        store = tmp_path / name
+        args = [
+            "data.train=[]",
+            "eval.checkpoints=[base]",
+            "eval.hint_modes=[none]",
+            "hints={strategy: none}",
+            f"resources.storage={store}",
+            f"registry.path={tmp_path / name}.duckdb",
+            "tracking.backend=none",
+            "resources.retries.backoff_s=0.5",
+            "resources.retries.eval=2",
+            *extra,
+        ]
+        r = run_cli("run", "experiments/quickstart.yaml", *args, "--address", ray_head, "--allow-dirty")
+        assert r.returncode == 1, r.stdout + r.stderr
+        return r, json.loads(next(store.glob("runs/*/eval-base-arith-none/status.json")).read_text())
+
+    r, st = run("bad", f"model.path={tiny_model}", f"eval.benchmarks.0.source={bad}")
     assert (st["status"], st["attempts"], st["retryable"]) == ("failed", 1, False)
     assert f"{bad}:2" in st["error"]
+
+    r, st = run("flaky", f"model.path={broken}")
+    assert (st["status"], st["attempts"], st["retryable"]) == ("failed", 2, True)
+    assert st["submission_id"].endswith("-eval-base-arith-none-2")
+    assert r.stdout.count("submitted eval-base-arith-none") == 2
