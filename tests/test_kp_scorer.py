@@ -148,3 +148,22 @@ def test_a_failing_engine_reaches_every_waiting_problem(grader, tmp_path):
     s = RolloutScorer(Broken(probs), grader, ScoringConfig.from_spec(hints), SamplingParams())
     with pytest.raises(RuntimeError, match="engine died"):
         select_dataset([sp.problem for sp in probs], hints, s, tmp_path / "sel.jsonl")
+
+
+def test_an_interrupted_concurrent_selection_stops_its_threads(grader, tmp_path):
+    from knowrl.kp import select_dataset
+
+    probs = make_problems(40, seed=10)
+    gen = SimGenerator(probs)
+    hints = strategy_spec("css", concurrency=4)
+    s = RolloutScorer(gen, grader, ScoringConfig.from_spec(hints), SamplingParams())
+    at_interrupt = []
+
+    def ctrl_c(problem, sel):
+        at_interrupt.append(gen.calls)
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        select_dataset([sp.problem for sp in probs], hints, s, tmp_path / "sel.jsonl", progress=ctrl_c)
+    assert gen.calls <= at_interrupt[0] + 1  # at most the merged call already under way; no problem went on
+    assert len((tmp_path / "sel.jsonl").read_text().splitlines()) == 1  # what finished is kept

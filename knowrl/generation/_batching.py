@@ -44,6 +44,7 @@ class BatchingGenerator:
         self._cv = threading.Condition()
         self._members = 0
         self._pending: list[_Request] = []
+        self._stopped: BaseException | None = None
 
     def enter(self) -> None:
         """One more thread takes part; call it before the thread starts, so its first call is waited for."""
@@ -63,16 +64,26 @@ class BatchingGenerator:
     ) -> list[list[Completion]]:
         request = _Request(prompts, params, n, seeds)
         with self._cv:
+            if self._stopped is not None:
+                raise self._stopped
             self._pending.append(request)
             batch = self._take_if_everyone_waits()
         if batch:
             self._serve(batch)
         with self._cv:
-            self._cv.wait_for(lambda: request.done)
+            self._cv.wait_for(lambda: request.done or self._stopped is not None)
+        if not request.done:
+            raise self._stopped  # type: ignore[misc]
         if request.error is not None:
             raise request.error
         assert request.result is not None
         return request.result
+
+    def stop(self, reason: BaseException) -> None:
+        """Every waiting and later call raises `reason` (Ctrl-C: threads stop at their next call)."""
+        with self._cv:
+            self._stopped = reason
+            self._cv.notify_all()
 
     def close(self) -> None:
         self.inner.close()

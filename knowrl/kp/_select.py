@@ -128,8 +128,9 @@ def select_dataset(
 
 
 def _select_concurrently(problems: list[Problem], hints, scorer: RolloutScorer, concurrency: int, record) -> None:
-    from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+    from concurrent.futures import ThreadPoolExecutor
 
+    from knowrl._errors import KnowrlError
     from knowrl.generation._batching import BatchingGenerator
 
     inner = scorer.generator
@@ -143,20 +144,31 @@ def _select_concurrently(problems: list[Problem], hints, scorer: RolloutScorer, 
 
     try:
         with ThreadPoolExecutor(concurrency, thread_name_prefix="kp-select") as pool:
-            queue, running = iter(problems), {}
-            while True:  # at most `concurrency` in flight, so an error stops the run early
-                for problem in queue:
-                    broker.enter()  # before the thread starts: its first call is waited for
-                    running[pool.submit(one, problem)] = problem
-                    if len(running) >= concurrency:
-                        break
-                if not running:
-                    return
-                done, _ = wait(running, return_when=FIRST_COMPLETED)
-                for future in done:
-                    record(running.pop(future), future.result())  # the driver thread writes: one writer
+            try:
+                _drive(pool, problems, one, broker, concurrency, record)
+            except BaseException as e:  # an error or Ctrl-C: the other threads stop at their next call
+                broker.stop(KnowrlError(f"selection stopped: {type(e).__name__}: {e}"))
+                raise
     finally:
         scorer.generator = inner
+
+
+def _drive(pool, problems: list[Problem], one, broker, concurrency: int, record) -> None:
+    """At most `concurrency` problems in flight (so an error stops the run early); one writer, this thread."""
+    from concurrent.futures import FIRST_COMPLETED, wait
+
+    queue, running = iter(problems), {}
+    while True:
+        for problem in queue:
+            broker.enter()  # before the thread starts: its first call is waited for
+            running[pool.submit(one, problem)] = problem
+            if len(running) >= concurrency:
+                break
+        if not running:
+            return
+        done, _ = wait(running, return_when=FIRST_COMPLETED)
+        for future in done:
+            record(running.pop(future), future.result())
 
 
 def make_selector(
