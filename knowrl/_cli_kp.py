@@ -34,6 +34,13 @@ def select(
     out: Annotated[Path, typer.Option(help="Output JSONL (resumed when it exists).")] = Path("selections.jsonl"),
     limit: Annotated[int | None, typer.Option(help="Only the first K problems.")] = None,
     batch_size: Annotated[int, typer.Option(help="Batch size of the transformers generator.")] = 16,
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            help="Rollout cache folder, shared by every strategy and run with the same model and sampling "
+            "[default: rollouts/ beside --out]."
+        ),
+    ] = None,
 ) -> None:
     """Select KPs per problem; write records the data loader reads back as precomputed selections."""
     from knowrl.data import load_problems
@@ -51,7 +58,7 @@ def select(
         gen = make_generator(generator, model, batch_size=batch_size, server_url=server_url)
     grader = Grader()
     try:
-        scorer = make_scorer(gen, grader, hints, cache_dir=out.with_suffix(".rollouts")) if gen else None
+        scorer = make_scorer(gen, grader, hints, cache_dir=cache or out.parent / "rollouts") if gen else None
         sizes: list[int] = []
         rollouts: list[int] = []
 

@@ -55,12 +55,21 @@ def test_kp_select_writes_loadable_selections_and_resumes(tmp_path, tiny_model):
     assert back.format == "knowrl-annotations"
     assert [p.selections["css"] for p in back.problems] == [tuple(x["css_kept_kp_index"]) for x in records]
     assert [p.answer for p in back.problems] == ["0", "2", "4"]
-    assert (tmp_path / "sel.rollouts").is_dir()
+    assert len(list((tmp_path / "rollouts").glob("rollouts-*.jsonl"))) == 1
     again = run_cli(*args[:-1], "4")  # one more problem: only q3 is new
     assert again.returncode == 0 and "1 problems selected now" in again.stdout
     stats = run_cli("kp", "stats", str(out), "--json")
     rows = {r["strategy"]: r for r in json.loads(stats.stdout)}
     assert rows["all"]["problems"] == 4 and "css" in rows
+
+    # Another strategy beside it re-uses the rollouts already drawn: no subset is rolled out twice.
+    def spent(out_file, *extra):
+        r = run_cli(*[str(out_file) if a == str(out) else a for a in args[:-1]], "4", "--strategy", "s_loo", *extra)
+        assert r.returncode == 0, r.stderr
+        return sum(x["s_loo_rollouts"] for x in map(json.loads, out_file.read_text().splitlines()))
+
+    shared, fresh = spent(tmp_path / "sloo.jsonl"), spent(tmp_path / "own.jsonl", "--cache", str(tmp_path / "c2"))
+    assert shared < fresh
 
     # Problems at once over the real transformers generator and grader: every problem, each once, loadable.
     both = tmp_path / "concurrent.jsonl"
