@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from knowrl.generation._base import Completion, Generator, Messages, SamplingParams
 
@@ -31,7 +31,7 @@ class _Request:
     seeds: Sequence[Sequence[int]]
     result: list[list[Completion]] | None = None
     error: BaseException | None = None
-    done: bool = field(default=False)
+    done: bool = False
 
 
 class BatchingGenerator:
@@ -39,8 +39,6 @@ class BatchingGenerator:
 
     def __init__(self, inner: Generator) -> None:
         self.inner, self.model_id = inner, inner.model_id
-        self.calls = 0
-        """Merged calls made to the inner generator."""
         self._cv = threading.Condition()
         self._members = 0
         self._pending: list[_Request] = []
@@ -105,7 +103,6 @@ class BatchingGenerator:
                 rows = self.inner.generate(
                     [p for r in requests for p in r.prompts], params, n, [s for r in requests for s in r.seeds]
                 )
-                self.calls += 1
                 start = 0
                 for r in requests:
                     r.result, start = rows[start : start + len(r.prompts)], start + len(r.prompts)
