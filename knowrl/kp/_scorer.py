@@ -18,7 +18,7 @@ import json
 import math
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 from knowrl.data import Problem
@@ -105,16 +105,8 @@ class ScoringConfig:
 
     @classmethod
     def from_spec(cls, hints) -> ScoringConfig:
-        return cls(
-            hints.rollouts_per_subset,
-            hints.adaptive,
-            hints.max_rollouts_per_subset,
-            hints.confidence,
-            hints.bound,
-            hints.margin,
-            hints.batch,
-            hints.screen,
-        )
+        """The spec's scoring fields, which carry the same names."""
+        return cls(**{f.name: getattr(hints, f.name) for f in fields(cls)})
 
 
 class RolloutScorer:
@@ -213,7 +205,7 @@ class RolloutScorer:
         if not cfg.adaptive:
             accs = self.accuracies(problem, [s for s, _ in queries], repeat)
             return [a >= t - 1e-12 for a, (_, t) in zip(accs, queries, strict=True)]
-        bound = wilson if cfg.bound == "wilson" else hoeffding
+        bound = self._bound
 
         def decide(i: int, c: int, m: int) -> bool | None:
             t = queries[i][1]
@@ -258,7 +250,7 @@ class RolloutScorer:
         p_ref, k = self._references[key], cfg.rollouts_per_subset
         if not cfg.adaptive:
             return [a >= p_ref - delta - 1e-12 for a in self.accuracies(problem, list(subsets), repeat)]
-        bound = wilson if cfg.bound == "wilson" else hoeffding
+        bound = self._bound
         accept_at = (bound(round(p_ref * k), k, cfg.confidence)[1] if strict else p_ref) - delta - cfg.margin
 
         def decide(_: int, c: int, m: int) -> bool | None:
@@ -270,6 +262,10 @@ class RolloutScorer:
             return c / m >= p_ref - delta - cfg.margin / 2 if m >= cfg.max_rollouts_per_subset else None
 
         return self._sequential(problem, list(subsets), repeat, decide)
+
+    @property
+    def _bound(self):
+        return wilson if self.config.bound == "wilson" else hoeffding
 
     def _sequential(self, problem: Problem, subsets: list[Subset], repeat: int, decide) -> list[bool]:
         """Draw `batch` rollouts for every open question at once until `decide(j, correct, trials)` answers each.

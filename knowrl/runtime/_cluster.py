@@ -57,14 +57,22 @@ def submit_run(
 def check_cluster(c, address: str, p, spec, say=print, timeout_s: float = 180.0) -> None:
     """The plan against the cluster it will run on: enough nodes with enough GPUs, and the software installed.
 
-    Resources come from Ray's state API (alive nodes only); the software from
-    one small probe job that runs every check where the jobs will run, so a
-    missing NeMo-RL checkout is reported in seconds rather than after the
-    selection and eval jobs before training have spent their GPU hours.
+    Both are checked before anything is submitted, so a missing NeMo-RL
+    checkout is reported in seconds rather than after the selection and eval
+    jobs before training have spent their GPU hours.
     """
-    from ray.util.state import list_nodes
+    _check_gpus(address, p)
+    checks = [(f"{sys.executable} -c 'import knowrl'", f"knowrl for {sys.executable}")]
+    if any(j.kind == "train" for j in p.jobs):
+        from knowrl.backends import get_backend
 
-    from knowrl.backends import get_backend
+        checks += get_backend(p.backend).requirements(spec)
+    _probe(c, address, f"knowrl-{p.run_id}-preflight-{int(time.time())}", checks, say, timeout_s)
+
+
+def _check_gpus(address: str, p) -> None:
+    """Alive nodes' GPUs (Ray's state API) against the largest job's nodes x GPUs per node."""
+    from ray.util.state import list_nodes
 
     try:
         nodes = [n for n in list_nodes(address=address, limit=10_000) if n.state == "ALIVE"]
@@ -85,14 +93,14 @@ def check_cluster(c, address: str, p, spec, say=print, timeout_s: float = 180.0)
                 hint="submit to a bigger cluster, shrink resources.nodes / resources.gpus_per_node (`knowrl plan` "
                 "shows the packing), or, for an autoscaling cluster that grows on demand, pass --no-preflight",
             )
-    checks = [(f"{sys.executable} -c 'import knowrl'", f"knowrl for {sys.executable}")]
-    if any(j.kind == "train" for j in p.jobs):
-        checks += get_backend(p.backend).requirements(spec)
+
+
+def _probe(c, address: str, sid: str, checks: list[tuple[str, str]], say, timeout_s: float) -> None:
+    """One small Ray job runs every (shell check, what is missing) where the jobs will run; all misses reported."""
     script = "".join(
         f"if ! {{ {cmd}; }} >/dev/null 2>&1; then echo {shlex.quote('missing: ' + what)}; fail=1; fi\n"
         for cmd, what in checks
     )
-    sid = f"knowrl-{p.run_id}-preflight-{int(time.time())}"
     c.submit_job(entrypoint=f"sh -c {shlex.quote('fail=0' + chr(10) + script + 'exit $fail')}", submission_id=sid)
     say(f"preflight: checking the cluster's software ({sid})")
     deadline = time.monotonic() + timeout_s
@@ -105,10 +113,12 @@ def check_cluster(c, address: str, p, spec, say=print, timeout_s: float = 180.0)
             )
         time.sleep(0.5)
     if status != "SUCCEEDED":
-        missing = [line for line in c.get_job_logs(sid).splitlines() if line.startswith("missing: ")]
+        missing = [
+            line.removeprefix("missing: ") for line in c.get_job_logs(sid).splitlines() if line.startswith("missing: ")
+        ]
         raise KnowrlError(
             f"the Ray cluster at {address} cannot run this plan: "
-            + ("; ".join(m.removeprefix("missing: ") for m in missing) or f"preflight job {sid} {status.lower()}"),
+            + ("; ".join(missing) or f"preflight job {sid} {status.lower()}"),
             hint=f"install what is missing on the cluster's image (`ray job logs {sid}` for details), "
             "or skip this check with --no-preflight",
         )
