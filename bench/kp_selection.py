@@ -32,7 +32,8 @@ PROBLEMS = int(os.environ.get("BENCH_PROBLEMS", "2000"))
 TARGET = 1 / 3
 
 
-def run(strategy: str, problems, grader, *, baseline: bool, concurrency: int = 1) -> dict:
+def run(strategy: str, problems, grader, *, baseline: bool, **settings) -> dict:
+    """One strategy over the problems; `settings` are spec fields (e.g. `concurrency`, `batch`)."""
     import json
     import tempfile
 
@@ -41,9 +42,7 @@ def run(strategy: str, problems, grader, *, baseline: bool, concurrency: int = 1
     from knowrl.kp._simulator import SimGenerator
 
     params = {"match_mean": 2.53} if strategy == "random" else {}
-    if concurrency > 1:
-        params["concurrency"] = concurrency
-    spec = strategy_spec(strategy, **params)
+    spec = strategy_spec(strategy, **params, **settings)
     config = (
         ScoringConfig(8, adaptive=False)
         if baseline
