@@ -167,3 +167,51 @@ def test_an_interrupted_concurrent_selection_stops_its_threads(grader, tmp_path)
         select_dataset([sp.problem for sp in probs], hints, s, tmp_path / "sel.jsonl", progress=ctrl_c)
     assert gen.calls <= at_interrupt[0] + 1  # at most the merged call already under way; no problem went on
     assert len((tmp_path / "sel.jsonl").read_text().splitlines()) == 1  # what finished is kept
+
+
+def test_best_races_the_two_leaders_until_their_intervals_part(grader):
+    probs = make_problems(40, seed=8)
+    p = next(x for x in probs if x.critical and x.p_locked < 0.05 and len(x.problem.kps) >= 3)
+    full = tuple(range(len(p.problem.kps)))
+    spare = next(i for i in full if i not in p.critical and not any(i in pair for pair in p.pairs))
+    locked = tuple(i for i in full if i != p.critical[0])
+    unlocked = tuple(i for i in full if i != spare)
+    s = scorer(probs, grader, max_rollouts_per_subset=32)
+    s.begin(p.problem)
+    assert s.best(p.problem, [locked, unlocked], repeat=3) == 1
+    assert s.spent[p.problem.id] < 2 * 32  # a collapse parts the intervals early
+
+    solved = next(x for x in probs if x.p_locked == 1.0 and len(x.problem.kps) >= 2)  # every subset: accuracy 1
+    ties = [(0,), (1,)]
+    s.begin(solved.problem)
+    assert s.best(solved.problem, ties, repeat=3) == 0  # never parts: both run to the cap, the earlier wins
+    assert s.spent[solved.problem.id] == 2 * 32
+    fixed = scorer(probs, grader, adaptive=False)
+    fixed.begin(solved.problem)
+    assert fixed.best(solved.problem, ties, repeat=3) == 0 and fixed.spent.get(solved.problem.id, 0) == 0
+
+
+def test_estimates_pool_only_what_the_current_selection_looked_at(grader):
+    import math
+
+    probs = make_problems(3, seed=9)
+    p, full = probs[0].problem, tuple(range(len(probs[0].problem.kps)))
+    s = scorer(probs, grader, rollouts_per_subset=8)
+    s.accuracies(p, [full], repeat=1)  # another strategy's trials
+    s.begin(p)
+    assert math.isnan(s.estimate(p, full))
+    a = s.accuracies(p, [full])[0]
+    assert s.estimate(p, full) == a  # trials 0-7 only, not the earlier 8-15
+
+
+def test_a_strategy_selects_the_same_whatever_shares_its_cache(grader):
+    probs = make_problems(120, seed=1)  # sim104 chose differently when estimates pooled CSS's trials
+    alone = [select_kps(sp.problem, strategy_spec("cbrs"), scorer(probs, grader)).indices for sp in probs]
+    shared = scorer(probs, grader)
+    for sp in probs:
+        select_kps(sp.problem, strategy_spec("css"), shared)
+    after = [select_kps(sp.problem, strategy_spec("cbrs"), shared) for sp in probs]
+    assert [sel.indices for sel in after] == alone
+    assert sum(sel.rollouts for sel in after) < sum(  # and the cache still saves rollouts
+        select_kps(sp.problem, strategy_spec("cbrs"), scorer(probs, grader)).rollouts for sp in probs
+    )

@@ -33,6 +33,13 @@ class ExactScorer:
         a_ref = self._a(tuple(reference), repeat)
         return [self._a(tuple(s), repeat) >= a_ref - delta - 1e-12 for s in subsets]
 
+    def best(self, problem, subsets, repeat):
+        self._pay(problem, len(subsets))
+        return max(range(len(subsets)), key=lambda j: (self.acc(tuple(subsets[j])), -j))
+
+    def begin(self, problem):
+        pass
+
     def estimate(self, problem, subset):
         return self.acc(tuple(subset))
 

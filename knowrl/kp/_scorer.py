@@ -129,7 +129,10 @@ class RolloutScorer:
         self.reuse = reuse
         """False: every question draws new rollouts, as a strategy without a cache would (a baseline)."""
         self._fresh: dict[tuple[str, Subset], int] = {}
-        self._references: dict[tuple[str, Subset, int], float] = {}
+        self._references: dict[tuple[str, Subset, int], int] = {}
+        """(problem, reference, repeat) -> first trial index of the reference's estimate."""
+        self._seen: dict[str, dict[Subset, set[int]]] = {}
+        """Per problem: the trials its current selection has looked at, per subset (see `begin`)."""
         key = json.dumps(
             [
                 generator.model_id,
@@ -145,6 +148,15 @@ class RolloutScorer:
         self.cache = RolloutCache(cache_dir / f"rollouts-{self.cache_key}.jsonl" if cache_dir else None)
         self.spent: dict[str, int] = {}
         """New rollouts drawn per problem id (cache hits are free)."""
+
+    def begin(self, problem: Problem) -> None:
+        """Start a selection for `problem`: its estimates pool only the trials that this selection looks at.
+
+        So a strategy chooses the same whatever else shares the cache: trials
+        that another strategy drew are reused when asked for, never pooled
+        uninvited.
+        """
+        self._seen[problem.id] = {}
 
     # -- drawing -----------------------------------------------------------------------------------------
     def _seed(self, pid: str, subset: Subset, index: int) -> int:
@@ -180,7 +192,13 @@ class RolloutScorer:
 
     def _count(self, pid: str, subset: Subset, start: int, stop: int) -> tuple[int, int]:
         have = self.cache.get(pid, subset)
+        self._seen.setdefault(pid, {}).setdefault(subset, set()).update(range(start, stop))
         return sum(have[i] for i in range(start, stop)), stop - start
+
+    def _pooled(self, pid: str, subset: Subset) -> tuple[int, int]:
+        """(correct, trials) over every trial of `subset` the current selection has looked at."""
+        seen, have = self._seen.get(pid, {}).get(subset, ()), self.cache.get(pid, subset)
+        return sum(have[i] for i in seen), len(seen)
 
     # -- what strategies ask -----------------------------------------------------------------------------
     def accuracies(
@@ -243,11 +261,13 @@ class RolloutScorer:
         whose point estimate is within the margin, S passes, and a later
         strict question is what confirms.
         """
-        cfg = self.config
+        cfg, k = self.config, self.config.rollouts_per_subset
         key = (problem.id, reference, repeat)
         if key not in self._references:  # once, as a strategy computing its threshold would
-            self._references[key] = self.accuracies(problem, [reference], repeat)[0]
-        p_ref, k = self._references[key], cfg.rollouts_per_subset
+            self._references[key] = self._window(problem.id, reference, repeat, k)
+            self._ensure(problem, [(reference, self._references[key], self._references[key] + k)])
+        start = self._references[key]
+        p_ref = self._count(problem.id, reference, start, start + k)[0] / k
         if not cfg.adaptive:
             return [a >= p_ref - delta - 1e-12 for a in self.accuracies(problem, list(subsets), repeat)]
         bound = self._bound
@@ -289,7 +309,42 @@ class RolloutScorer:
                     decided[j] = verdict
         return [decided[j] for j in range(len(subsets))]
 
+    def best(self, problem: Problem, subsets: Sequence[Subset], repeat: int) -> int:
+        """Which subset has the highest accuracy (ties: the earlier)?
+
+        Fixed: the pooled estimates decide. Adaptive: a race between the two
+        leaders on everything the selection has seen of them plus new trials
+        from window `repeat`, until their confidence intervals part or both
+        have `max_rollouts_per_subset` trials -- the estimates a sequential
+        test leaves behind are too short to rank near-equal candidates by.
+        """
+        cfg, pid = self.config, problem.id
+        cap = cfg.max_rollouts_per_subset
+        drawn = [0] * len(subsets)
+
+        def ranking() -> list[int]:
+            pooled = [self._pooled(pid, s) for s in subsets]
+            return sorted(range(len(subsets)), key=lambda j: (-pooled[j][0] / max(pooled[j][1], 1), j))
+
+        base = [self._window(pid, s, repeat, cap) for s in subsets]
+        order = ranking()
+        while cfg.adaptive and len(order) > 1:
+            lead = order[:2]
+            (ca, na), (cb, nb) = (self._pooled(pid, subsets[j]) for j in lead)
+            if self._bound(ca, na, cfg.confidence)[0] > self._bound(cb, nb, cfg.confidence)[1]:
+                break
+            grow = [j for j, n in zip(lead, (na, nb), strict=True) if n < cap and drawn[j] < cap]
+            if not grow:
+                break
+            for j in grow:
+                drawn[j] = min(cap, drawn[j] + cfg.batch)
+            self._ensure(problem, [(subsets[j], base[j], base[j] + drawn[j]) for j in grow])
+            for j in grow:
+                self._count(pid, subsets[j], base[j], base[j] + drawn[j])
+            order = ranking()
+        return order[0]
+
     def estimate(self, problem: Problem, subset: Subset) -> float:
-        """The best estimate from every rollout of this subset drawn so far (for reports)."""
-        have = self.cache.get(problem.id, subset)
-        return sum(have.values()) / len(have) if have else float("nan")
+        """The accuracy over every trial of this subset the current selection has looked at (NaN: none)."""
+        correct, n = self._pooled(problem.id, subset)
+        return correct / n if n else float("nan")

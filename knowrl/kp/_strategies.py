@@ -11,7 +11,8 @@ F-i the full list without KP i, and delta the strategy's tolerance.
 - t_loo      -> F minus every i with a(F-i) >= a(F) - delta, all dropped at once
 - cbrs       -> {} if a({}) >= solved_threshold; otherwise F-i* for the single i whose removal is harmless
                 (a(F-i) >= a(F) - delta) in each of `repeats` independent estimates, choosing the one with the
-                highest estimated a(F-i) (ties: lower index); F if no KP is consistently harmless
+                highest a(F-i) (ties: lower index; see `RolloutScorer.best`); F if no KP is consistently
+                harmless
 - css        -> {} if a({}) >= solved_threshold; otherwise screen R = {i : a(F-i) >= a(F) - delta}, then try
                 removal sets T from R, largest first (lexicographic within a size), and return the first F-T
                 whose joint accuracy still satisfies a(F-T) >= a(F) - delta; KPs removable one by one can hurt
@@ -20,9 +21,9 @@ F-i the full list without KP i, and delta the strategy's tolerance.
                 joint checks are `strict` (see `RolloutScorer.not_worse`). When the rollout `budget` runs
                 out before a set passes, F is returned: no smaller subset has been verified.
 
-Scored strategies ask their scorer three questions -- point estimates, "is
-a(S) >= t?" and "is a(S) >= a(R) - delta?" -- so unit tests can drive them
-with exact accuracies.
+Scored strategies ask their scorer four questions -- point estimates, "is
+a(S) >= t?", "is a(S) >= a(R) - delta?" and "which S has the highest a(S)?"
+-- so unit tests can drive them with exact accuracies.
 """
 
 from __future__ import annotations
@@ -48,6 +49,10 @@ class Scorer(Protocol):
     def not_worse(
         self, problem: Problem, subsets: list[Subset], reference: Subset, delta: float, repeat: int = 0, **how
     ) -> list[bool]: ...
+
+    def best(self, problem: Problem, subsets: list[Subset], repeat: int) -> int: ...
+
+    def begin(self, problem: Problem) -> None: ...
 
     def estimate(self, problem: Problem, subset: Subset) -> float: ...
 
@@ -76,6 +81,7 @@ class _Run:
     def __init__(self, problem: Problem, scorer: Scorer) -> None:
         self.problem, self.scorer, self.trace = problem, scorer, []
         self.start = scorer.spent.get(problem.id, 0)
+        scorer.begin(problem)
 
     def _log(self, step: str, repeat: int, subsets, answers, before: int, **common) -> None:
         """One trace entry per subset asked about; the last carries the rollouts the question cost."""
@@ -105,6 +111,14 @@ class _Run:
         ref = {"reference": list(reference), "reference_estimate": self.scorer.estimate(self.problem, reference)}
         self._log(step, repeat, subsets, [{"passed": ok} for ok in answers], before, **ref, delta=delta, **how)
         return answers
+
+    def best(self, subsets: list[Subset], step: str, repeat: int) -> int:
+        """The index of the subset with the highest accuracy."""
+        before = self.spent
+        j = self.scorer.best(self.problem, subsets, repeat)
+        rows = [{"accuracy": self.scorer.estimate(self.problem, s), "chosen": k == j} for k, s in enumerate(subsets)]
+        self._log(step, repeat, subsets, rows, before)
+        return j
 
     @property
     def spent(self) -> int:
@@ -168,7 +182,7 @@ def _cbrs(run: _Run, hints, full: Subset) -> Selection:
         harmless = [i for i, keep in zip(harmless, ok, strict=True) if keep]
         if not harmless:
             return run.done(full, full)
-    best = max(harmless, key=lambda i: (run.scorer.estimate(run.problem, _without(full, [i])), -i))
+    best = harmless[run.best([_without(full, [i]) for i in harmless], "highest", repeat=hints.repeats)]
     return run.done(_without(full, [best]), full)
 
 
