@@ -177,18 +177,18 @@ def test_best_races_the_two_leaders_until_their_intervals_part(grader):
     locked = tuple(i for i in full if i != p.critical[0])
     unlocked = tuple(i for i in full if i != spare)
     s = scorer(probs, grader, max_rollouts_per_subset=32)
-    s.begin(p.problem)
-    assert s.best(p.problem, [locked, unlocked], repeat=3) == 1
+    with s.selecting(p.problem):
+        assert s.best(p.problem, [locked, unlocked], repeat=3) == 1
     assert s.spent[p.problem.id] < 2 * 32  # a collapse parts the intervals early
 
     solved = next(x for x in probs if x.p_locked == 1.0 and len(x.problem.kps) >= 2)  # every subset: accuracy 1
     ties = [(0,), (1,)]
-    s.begin(solved.problem)
-    assert s.best(solved.problem, ties, repeat=3) == 0  # never parts: both run to the cap, the earlier wins
+    with s.selecting(solved.problem):
+        assert s.best(solved.problem, ties, repeat=3) == 0  # never parts: both run to the cap, the earlier wins
     assert s.spent[solved.problem.id] == 2 * 32
     fixed = scorer(probs, grader, adaptive=False)
-    fixed.begin(solved.problem)
-    assert fixed.best(solved.problem, ties, repeat=3) == 0 and fixed.spent.get(solved.problem.id, 0) == 0
+    with fixed.selecting(solved.problem):
+        assert fixed.best(solved.problem, ties, repeat=3) == 0 and fixed.spent.get(solved.problem.id, 0) == 0
 
 
 def test_estimates_pool_only_what_the_current_selection_looked_at(grader):
@@ -197,11 +197,13 @@ def test_estimates_pool_only_what_the_current_selection_looked_at(grader):
     probs = make_problems(3, seed=9)
     p, full = probs[0].problem, tuple(range(len(probs[0].problem.kps)))
     s = scorer(probs, grader, rollouts_per_subset=8)
-    s.accuracies(p, [full], repeat=1)  # another strategy's trials
-    s.begin(p)
-    assert math.isnan(s.estimate(p, full))
-    a = s.accuracies(p, [full])[0]
-    assert s.estimate(p, full) == a  # trials 0-7 only, not the earlier 8-15
+    with s.selecting(p):  # another strategy's trials
+        s.accuracies(p, [full], repeat=1)
+    with s.selecting(p):
+        assert math.isnan(s.estimate(p, full))
+        a = s.accuracies(p, [full])[0]
+        assert s.estimate(p, full) == a  # trials 0-7 only, not the earlier 8-15
+    assert s._seen == {}  # nothing kept once a selection ends
 
 
 def test_a_strategy_selects_the_same_whatever_shares_its_cache(grader):

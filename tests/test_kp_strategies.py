@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 
 from knowrl.data import Problem
@@ -37,8 +39,8 @@ class ExactScorer:
         self._pay(problem, len(subsets))
         return max(range(len(subsets)), key=lambda j: (self.acc(tuple(subsets[j])), -j))
 
-    def begin(self, problem):
-        pass
+    def selecting(self, problem):
+        return contextlib.nullcontext()
 
     def estimate(self, problem, subset):
         return self.acc(tuple(subset))

@@ -17,7 +17,8 @@ import hashlib
 import json
 import math
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -132,7 +133,7 @@ class RolloutScorer:
         self._references: dict[tuple[str, Subset, int], int] = {}
         """(problem, reference, repeat) -> first trial index of the reference's estimate."""
         self._seen: dict[str, dict[Subset, set[int]]] = {}
-        """Per problem: the trials its current selection has looked at, per subset (see `begin`)."""
+        """Per problem: the trials its current selection has looked at, per subset (see `selecting`)."""
         key = json.dumps(
             [
                 generator.model_id,
@@ -149,14 +150,19 @@ class RolloutScorer:
         self.spent: dict[str, int] = {}
         """New rollouts drawn per problem id (cache hits are free)."""
 
-    def begin(self, problem: Problem) -> None:
-        """Start a selection for `problem`: its estimates pool only the trials that this selection looks at.
+    @contextmanager
+    def selecting(self, problem: Problem) -> Iterator[None]:
+        """One selection for `problem`: its estimates pool only the trials that this selection looks at.
 
         So a strategy chooses the same whatever else shares the cache: trials
         that another strategy drew are reused when asked for, never pooled
         uninvited.
         """
         self._seen[problem.id] = {}
+        try:
+            yield
+        finally:
+            del self._seen[problem.id]
 
     # -- drawing -----------------------------------------------------------------------------------------
     def _seed(self, pid: str, subset: Subset, index: int) -> int:

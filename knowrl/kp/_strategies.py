@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import math
 import random
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Protocol
@@ -52,7 +53,7 @@ class Scorer(Protocol):
 
     def best(self, problem: Problem, subsets: list[Subset], repeat: int) -> int: ...
 
-    def begin(self, problem: Problem) -> None: ...
+    def selecting(self, problem: Problem) -> AbstractContextManager: ...
 
     def estimate(self, problem: Problem, subset: Subset) -> float: ...
 
@@ -81,7 +82,6 @@ class _Run:
     def __init__(self, problem: Problem, scorer: Scorer) -> None:
         self.problem, self.scorer, self.trace = problem, scorer, []
         self.start = scorer.spent.get(problem.id, 0)
-        scorer.begin(problem)
 
     def _log(self, step: str, repeat: int, subsets, answers, before: int, **common) -> None:
         """One trace entry per subset asked about; the last carries the rollouts the question cost."""
@@ -152,8 +152,9 @@ def select_kps(problem: Problem, hints, scorer: Scorer | None) -> Selection:
         return Selection(tuple(sorted(rng.sample(range(n), min(size, n)))))
     if scorer is None:
         raise ValueError(f"strategy {name} scores subsets with rollouts and needs a scorer")
-    run = _Run(problem, scorer)
-    return {"max_score": _max_score, "s_loo": _loo, "t_loo": _loo, "cbrs": _cbrs, "css": _css}[name](run, hints, full)
+    rule = {"max_score": _max_score, "s_loo": _loo, "t_loo": _loo, "cbrs": _cbrs, "css": _css}[name]
+    with scorer.selecting(problem):
+        return rule(_Run(problem, scorer), hints, full)
 
 
 def _max_score(run: _Run, hints, full: Subset) -> Selection:
