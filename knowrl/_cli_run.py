@@ -66,33 +66,25 @@ def cancel(
     run = _run_dir(run_id, storage)
     manifest = read_json(run / "manifest.json")
     if manifest.get("ray_address"):
-        from knowrl.plan._plan import Job
+        from knowrl.plan._plan import Plan
         from knowrl.runtime._cluster import client
+        from knowrl.runtime._engine import job_status
         from knowrl.runtime._layout import now, write_status
 
         c = client(manifest["ray_address"])
-        for raw in manifest["plan"]["jobs"]:
-            st_file = run / raw["id"] / "status.json"
-            st = read_json(st_file) if st_file.exists() else {}
+        for job in Plan.from_dict(manifest["plan"]).jobs:
+            st = job_status(run, job.id)
             if st.get("active"):
                 c.stop_job(st["submission_id"])
-                write_status(run, Job.from_dict(raw), "cancelled", active=False, finished_at=now(), error="cancelled")
-                typer.echo(f"stopped {raw['id']} ({st['submission_id']})")
+                write_status(run, job, "cancelled", active=False, finished_at=now(), error="cancelled")
+                typer.echo(f"stopped {job.id} ({st['submission_id']})")
         return
-    import fcntl
+    from knowrl.runtime._engine import lock_holder
 
-    pid = 0
-    if (run / ".lock").exists():
-        with (run / ".lock").open("a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # free: nobody is driving the run
-            except BlockingIOError:
-                handle.seek(0)
-                pid = int(handle.read() or 0)
-    if pid:
-        os.kill(pid, signal.SIGINT)
-    else:
+    pid = lock_holder(run)
+    if pid is None:
         raise KnowrlError(f"run {run.name} is not running", hint=f"`knowrl status {run.name}` shows its jobs")
+    os.kill(pid, signal.SIGINT)
     typer.echo(f"asked the `knowrl run` driving {run.name} (pid {pid}) to stop; the run stays resumable")
 
 

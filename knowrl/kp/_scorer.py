@@ -271,8 +271,8 @@ class RolloutScorer:
         key = (problem.id, reference, repeat)
         if key not in self._references:  # once, as a strategy computing its threshold would
             self._references[key] = self._window(problem.id, reference, repeat, k)
-            self._ensure(problem, [(reference, self._references[key], self._references[key] + k)])
         start = self._references[key]
+        self._ensure(problem, [(reference, start, start + k)])  # (drawn once: later calls find them cached)
         p_ref = self._count(problem.id, reference, start, start + k)[0] / k
         if not cfg.adaptive:
             return [a >= p_ref - delta - 1e-12 for a in self.accuracies(problem, list(subsets), repeat)]
@@ -326,29 +326,24 @@ class RolloutScorer:
         """
         cfg, pid = self.config, problem.id
         cap = cfg.max_rollouts_per_subset
-        drawn = [0] * len(subsets)
-
-        def ranking() -> list[int]:
-            pooled = [self._pooled(pid, s) for s in subsets]
-            return sorted(range(len(subsets)), key=lambda j: (-pooled[j][0] / max(pooled[j][1], 1), j))
-
         base = [self._window(pid, s, repeat, cap) for s in subsets]
-        order = ranking()
-        while cfg.adaptive and len(order) > 1:
-            lead = order[:2]
-            (ca, na), (cb, nb) = (self._pooled(pid, subsets[j]) for j in lead)
-            if self._bound(ca, na, cfg.confidence)[0] > self._bound(cb, nb, cfg.confidence)[1]:
-                break
-            grow = [j for j, n in zip(lead, (na, nb), strict=True) if n < cap and drawn[j] < cap]
+        drawn = [0] * len(subsets)
+        while True:
+            pooled = [self._pooled(pid, s) for s in subsets]
+            order = sorted(range(len(subsets)), key=lambda j: (-pooled[j][0] / max(pooled[j][1], 1), j))
+            if not cfg.adaptive or len(order) < 2:
+                return order[0]
+            a, b = order[:2]
+            if self._bound(*pooled[a], cfg.confidence)[0] > self._bound(*pooled[b], cfg.confidence)[1]:
+                return a
+            grow = [j for j in (a, b) if pooled[j][1] < cap and drawn[j] < cap]
             if not grow:
-                break
+                return a
             for j in grow:
                 drawn[j] = min(cap, drawn[j] + cfg.batch)
             self._ensure(problem, [(subsets[j], base[j], base[j] + drawn[j]) for j in grow])
             for j in grow:
                 self._count(pid, subsets[j], base[j], base[j] + drawn[j])
-            order = ranking()
-        return order[0]
 
     def estimate(self, problem: Problem, subset: Subset) -> float:
         """The accuracy over every trial of this subset the current selection has looked at (NaN: none)."""

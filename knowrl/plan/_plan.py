@@ -62,6 +62,12 @@ class Plan:
     assumptions: dict
     cluster: dict
 
+    @classmethod
+    def from_dict(cls, raw: dict) -> Plan:
+        """A plan back from `to_dict` (the copy in a run's manifest)."""
+        fields = {k: raw[k] for k in cls.__dataclass_fields__ if k != "jobs"}
+        return cls(**fields, jobs=[Job.from_dict(j) for j in raw["jobs"]])
+
     def job(self, job_id: str) -> Job:
         return next(j for j in self.jobs if j.id == job_id)
 

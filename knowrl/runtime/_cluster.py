@@ -15,10 +15,15 @@ import time
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
-from knowrl.runtime._engine import _lock, job_status
+from knowrl.runtime._engine import job_status, lock_run
 from knowrl.runtime._layout import now, read_json, run_path, write_json, write_manifest, write_status
 
 ACTIVE = ("PENDING", "RUNNING")
+
+
+def _ray_status(c, sid: str) -> str:
+    """A submission's status as Ray names it: PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED."""
+    return str(c.get_job_status(sid)).split(".")[-1]
 
 
 def client(address: str):
@@ -104,7 +109,7 @@ def _probe(c, address: str, sid: str, checks: list[tuple[str, str]], say, timeou
     c.submit_job(entrypoint=f"sh -c {shlex.quote('fail=0' + chr(10) + script + 'exit $fail')}", submission_id=sid)
     say(f"preflight: checking the cluster's software ({sid})")
     deadline = time.monotonic() + timeout_s
-    while (status := str(c.get_job_status(sid)).split(".")[-1]) in ACTIVE:
+    while (status := _ray_status(c, sid)) in ACTIVE:
         if time.monotonic() > deadline:
             c.stop_job(sid)
             raise KnowrlError(
@@ -126,7 +131,7 @@ def _probe(c, address: str, sid: str, checks: list[tuple[str, str]], say, timeou
 
 def follow(run: Path, address: str | None = None, *, detach: bool = False, say=print, poll_s: float = 1.0) -> dict:
     """Reconcile job states with Ray, submit what became ready, ingest what finished; repeat unless detached."""
-    from knowrl.plan._plan import Job
+    from knowrl.plan._plan import Plan
     from knowrl.registry import ingest
     from knowrl.spec import validate
 
@@ -135,9 +140,10 @@ def follow(run: Path, address: str | None = None, *, detach: bool = False, say=p
     if not address:
         raise KnowrlError(f"run {run.name} was not submitted to a cluster")
     spec = validate(manifest["spec"])
-    jobs = [Job.from_dict(j) for j in manifest["plan"]["jobs"]]
+    p = Plan.from_dict(manifest["plan"])
+    jobs = p.jobs
     c = client(address)
-    lock = _lock(run)
+    lock = lock_run(run)
     try:
         while True:
             finished = _reconcile(c, run, jobs, spec.resources.retries, say)
@@ -153,7 +159,7 @@ def follow(run: Path, address: str | None = None, *, detach: bool = False, say=p
                     left = 0  # bad input fails the same way every time; `knowrl run` again after fixing it
                 if st["status"] in ("pending", "failed", "cancelled") and deps_ok and not st.get("active") and left > 0:
                     if time.time() >= st.get("retry_at", 0):
-                        _submit(c, run, spec, manifest, job, st.get("attempts", 0) + 1, say)
+                        _submit(c, run, spec, p, job, st.get("attempts", 0) + 1, say)
                     else:
                         waiting.append(job.id)
             states = {j.id: job_status(run, j.id) for j in jobs}
@@ -165,23 +171,17 @@ def follow(run: Path, address: str | None = None, *, detach: bool = False, say=p
         lock.close()
 
 
-def _submit(c, run: Path, spec, manifest: dict, job, attempt: int, say) -> None:
+def _submit(c, run: Path, spec, p, job, attempt: int, say) -> None:
     from knowrl.backends import get_backend
 
     if job.kind == "train" and spec.resources.backend != "local":
-        from knowrl.plan._plan import Plan
-
-        plan = Plan(
-            **{k: manifest["plan"][k] for k in ("run_id", "spec_hash", "backend", "phases", "assumptions", "cluster")},
-            jobs=[],
-        )
-        launch = get_backend(spec.resources.backend).compile(job, spec, plan, str(run))
+        launch = get_backend(spec.resources.backend).compile(job, spec, p, str(run))
         for name, text in launch.files.items():
             (run / name).write_text(text)
         entrypoint, runtime_env = launch.entrypoint, launch.runtime_env
     else:
         entrypoint, runtime_env = f"{sys.executable} -m knowrl.runtime.job_main {run} {job.id}", {}
-    sid = f"knowrl-{manifest['run_id'][:12]}-{job.id}-{attempt}"
+    sid = f"knowrl-{p.run_id[:12]}-{job.id}-{attempt}"
     c.submit_job(
         entrypoint=entrypoint,
         submission_id=sid,
@@ -200,7 +200,7 @@ def _reconcile(c, run: Path, jobs, retries, say) -> set[str]:
         st = job_status(run, job.id)
         if not st.get("active"):
             continue
-        ray_status = str(c.get_job_status(st["submission_id"])).split(".")[-1]
+        ray_status = _ray_status(c, st["submission_id"])
         if ray_status in ACTIVE:
             continue
         st = job_status(run, job.id)  # the job may have written its own final status meanwhile

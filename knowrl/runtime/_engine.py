@@ -24,7 +24,8 @@ class RunLocked(KnowrlError):
     exit_code = 3
 
 
-def _lock(run: Path):
+def lock_run(run: Path):
+    """Hold the run exclusively (an flock on `<run>/.lock`) for as long as the returned handle is open."""
     run.mkdir(parents=True, exist_ok=True)
     handle = (run / ".lock").open("a+")
     try:
@@ -40,6 +41,19 @@ def _lock(run: Path):
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def lock_holder(run: Path) -> int | None:
+    """The pid of the `knowrl run` holding the run's lock (None when nobody drives it)."""
+    if not (run / ".lock").exists():
+        return None
+    with (run / ".lock").open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # got it: the lock was free
+            return None
+        except BlockingIOError:
+            handle.seek(0)
+            return int(handle.read() or 0) or None
 
 
 def job_status(run: Path, job_id: str) -> dict:
@@ -80,7 +94,7 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
     say = console.print if console else (lambda *a, **k: None)
     p = plan(spec)
     run = run_path(spec.resources.storage, p.run_id)
-    lock = _lock(run)
+    lock = lock_run(run)
     try:
         statuses = {j.id: job_status(run, j.id)["status"] for j in p.jobs}
         if (run / "manifest.json").exists() and all(s == "succeeded" for s in statuses.values()):
@@ -105,7 +119,7 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
                 statuses,
                 say,
                 lambda jobs: _after(jobs, p, run, spec, tracker, registry_timeout_s),
-                bars=_Bars(console) if console is not None else None,
+                _Bars(console),
             )
         finally:
             ray.shutdown()
@@ -131,9 +145,16 @@ def _after(job_ids: set[str], p, run: Path, spec, tracker, timeout_s: float) -> 
 
 
 class _Bars:
-    """One rich progress bar per running job, fed by the jobs' progress.json (steps, samples or problems)."""
+    """One rich progress bar per running job, fed by the jobs' progress.json (steps, samples or problems).
+
+    Without a console (a library caller) every method does nothing.
+    """
 
     def __init__(self, console) -> None:
+        self.tasks: dict[str, int] = {}
+        self.progress = None
+        if console is None:
+            return
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
         self.progress = Progress(
@@ -144,17 +165,18 @@ class _Bars:
             TimeElapsedColumn(),
             console=console,
         )
-        self.tasks: dict[str, int] = {}
 
-    def __enter__(self):
-        self.progress.start()
-        return self
+    def start(self) -> None:
+        if self.progress:
+            self.progress.start()
 
-    def __exit__(self, *exc) -> None:
-        self.progress.stop()
+    def stop(self) -> None:
+        """Idempotent: the bars leave the screen."""
+        if self.progress:
+            self.progress.stop()
 
     def refresh(self, run: Path, job_ids) -> None:
-        for job_id in job_ids:
+        for job_id in job_ids if self.progress else ():
             path = run / job_id / "progress.json"
             try:
                 state = read_json(path) if path.exists() else None
@@ -168,11 +190,11 @@ class _Bars:
                 )
 
     def finish(self, job_id: str) -> None:
-        if job_id in self.tasks:
+        if self.progress and job_id in self.tasks:
             self.progress.remove_task(self.tasks.pop(job_id))
 
 
-def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars | None = None) -> dict:
+def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars) -> dict:
     from knowrl.runtime._jobs import execute
 
     remote = ray.remote(execute)
@@ -183,8 +205,7 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars
     retry_at: dict[str, float] = {}
     policy = spec.resources.retries
     jobs = {j.id: j for j in p.jobs}
-    if bars:
-        bars.__enter__()
+    bars.start()
     try:
         while True:
             busy = {job.id for job, _ in running.values()}
@@ -212,13 +233,11 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars
                 time.sleep(max(0.0, min(retry_at[j.id] for j in runnable) - time.monotonic()))  # backoff
                 continue
             done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
-            if bars:
-                bars.refresh(run, [job.id for job, _ in running.values()])
+            bars.refresh(run, [job.id for job, _ in running.values()])
             if not done:
                 continue
             job, t0 = running.pop(done[0])
-            if bars:
-                bars.finish(job.id)
+            bars.finish(job.id)
             try:
                 summary = ray.get(done[0])
                 write_status(run, job, "succeeded", finished_at=now(), summary=summary)
@@ -240,9 +259,7 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars
                     say(f"  retrying {job.id} in {delay:g} s (attempt {tries[job.id] + 1} of {of})")
             after_job({job.id})
     except KeyboardInterrupt:
-        if bars:
-            bars.__exit__()
-            bars = None
+        bars.stop()  # before the cancellations are printed
         for ref, (job, _) in running.items():
             ray.cancel(ref, force=True)
             write_status(run, job, "cancelled", finished_at=now(), error="interrupted (Ctrl-C)")
@@ -250,8 +267,7 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars
         after_job({job.id for job, _ in running.values()})
         raise
     finally:
-        if bars:
-            bars.__exit__()
+        bars.stop()
     blocked = [j for j in jobs if statuses[j] != "succeeded"]
     if blocked:
         say(

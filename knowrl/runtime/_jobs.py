@@ -34,7 +34,7 @@ def select_shard(
 ) -> tuple[int, int]:
     """Select KPs for some of the training problems with one model replica (a Ray task when sharded).
 
-    Returns (problems selected now, problems in the shard)."""
+    `progress_dir` (the job's folder) gets a progress.json. Returns (problems selected now, problems in the shard)."""
     from knowrl.generation import make_generator
     from knowrl.grading import Grader
     from knowrl.kp import make_scorer, select_dataset
@@ -59,7 +59,7 @@ def select_shard(
         if progress_dir:  # one problem finished at a time; the whole dataset is the total
             from knowrl.runtime._layout import ProgressFile
 
-            bar = ProgressFile(Path(progress_dir), "kp_select", "problems", len(problems))
+            bar = ProgressFile(Path(progress_dir), "problems", len(problems))
             progress = lambda problem, sel: bar.advance()  # noqa: E731
         return select_dataset(problems, spec.hints, scorer, Path(out), progress=progress), len(problems)
     finally:
@@ -80,7 +80,7 @@ def run_kp_select(spec, job, run: Path) -> dict:
     cache = run / job.id / "rollouts"
     workers = max(1, int(job.params.get("workers", 1)))
     if workers == 1:
-        done, total = select_shard(spec.model_dump(mode="json"), None, str(out), str(cache), str(run))
+        done, total = select_shard(spec.model_dump(mode="json"), None, str(out), str(cache), str(run / job.id))
         return {"selected": done, "problems": total, "workers": 1}
     problems = train_problems(spec)
     import ray
@@ -152,7 +152,7 @@ def run_eval_job(spec, job, run: Path) -> dict:
         )
     from knowrl.runtime._layout import ProgressFile
 
-    bar = ProgressFile(run, job.id, "samples")
+    bar = ProgressFile(run / job.id, "samples")
     try:
         result = run_eval(
             gen,

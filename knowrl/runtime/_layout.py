@@ -100,20 +100,17 @@ def write_status(run: Path, job, status: str, **fields) -> dict:
 
 
 class ProgressFile:
-    """A job's progress (done / total, in its own unit) in `<run>/<job>/progress.json`, written at most ~2x a second."""
+    """A job's progress (done / total, in its own unit) in `<job dir>/progress.json`, written at most ~2x a second."""
 
-    def __init__(self, run: Path, job_id: str, unit: str, total: int = 0) -> None:
+    def __init__(self, job_dir: Path, unit: str, total: int = 0) -> None:
         import time
 
-        self.path, self.unit, self.total, self.done = run / job_id / "progress.json", unit, total, 0
+        self.path, self.unit, self.total, self.done = job_dir / "progress.json", unit, total, 0
         self._last, self._clock = 0.0, time.monotonic
         self.write(force=True)
 
     def advance(self, n: int = 1, total: int | None = None) -> None:
-        self.done += n
-        if total is not None:
-            self.total = total
-        self.write()
+        self.set(self.done + n, total)
 
     def set(self, done: int, total: int | None = None) -> None:
         self.done = done

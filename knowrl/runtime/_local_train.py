@@ -61,7 +61,7 @@ def train_phase(spec, job, run_dir: Path, prompts: list[str], answers: list[str]
 
     from knowrl.runtime._layout import ProgressFile
 
-    bar = ProgressFile(run_dir, job.id, "steps", p["end_step"])
+    bar = ProgressFile(run_dir / job.id, "steps", p["end_step"])
 
     class Metrics(transformers.TrainerCallback):
         def on_step_end(self, args, state, control, **kwargs):

@@ -15,13 +15,13 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     from knowrl._errors import KnowrlError
-    from knowrl.plan._plan import Job
+    from knowrl.plan._plan import Plan
     from knowrl.runtime._jobs import execute
     from knowrl.runtime._layout import now, read_json, write_status
 
     run, job_id = Path(argv[0]), argv[1]
     manifest = read_json(run / "manifest.json")
-    job = Job.from_dict(next(j for j in manifest["plan"]["jobs"] if j["id"] == job_id))
+    job = Plan.from_dict(manifest["plan"]).job(job_id)
     write_status(run, job, "running", started_at=now(), error=None, retryable=None)
     try:
         summary = execute(dataclasses.asdict(job), manifest["spec"], str(run))
