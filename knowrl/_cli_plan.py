@@ -107,33 +107,60 @@ def topological(jobs) -> list:
     return order
 
 
-def write_compiled(s, p, out: Path, run_dir: str) -> list[Path]:
+def write_compiled(s, p, out: Path, run_dir: str | None = None, say=print) -> list[Path]:
+    """A self-contained run directory: the backend's files, the rendered data, `submit.json` and `launch.sh`.
+
+    Every path inside is absolute (`run_dir`, default `out` itself): Ray and
+    the backends expand no shell syntax, and the cluster must see the run
+    directory at that path (shared storage).
+    """
+    from knowrl._errors import KnowrlError
     from knowrl._io import atomic_write_bytes
     from knowrl.backends import get_backend
+    from knowrl.backends._data import write_backend_data
+    from knowrl.runtime._layout import write_manifest
+    from knowrl.runtime._submission import submission
 
     backend = get_backend(p.backend)
+    run_dir = str(Path(run_dir).absolute()) if run_dir else str(out.absolute())
     written = []
+    write_manifest(out, s, p)  # what `python -m knowrl.runtime.job_main RUN JOB` reads
     lines = [
         "#!/usr/bin/env bash",
-        f"# knowrl plan {p.run_id} for {s.name} ({p.backend}); spec {p.spec_hash}",
-        "# Jobs in dependency order. Copy the files beside this script into RUN_DIR first.",
+        f"# knowrl plan {p.run_id} for {s.name} ({p.backend} {s.resources.backend_version}); spec {p.spec_hash}",
+        f"# Jobs in dependency order, reading and writing {run_dir}.",
         "set -euo pipefail",
-        f'RUN_DIR="${{RUN_DIR:-{run_dir}}}"',
         "",
     ]
+    requests = []
     for job in topological(p.jobs):
-        launch = backend.compile(job, s, p, "$RUN_DIR")
+        launch = backend.compile(job, s, p, run_dir)
+        request, _ = submission(job, s, p, run_dir)
         for name, text in launch.files.items():
-            path = out / name
-            atomic_write_bytes(path, text.encode())
-            written.append(path)
+            atomic_write_bytes(out / name, text.encode())
+            written.append(out / name)
+        requests.append({"job": job.id, "kind": job.kind, "depends_on": job.depends_on, **request})
         deps = f" (after {', '.join(job.depends_on)})" if job.depends_on else ""
         lines += [f"# {job.id}: {job.kind}{deps}", launch.entrypoint, ""]
+    if backend.data_files(s):
+        if s.hints.source == "compute" and s.hints.strategy != "none":
+            say("data: rendered by the `data` job once kp_select has chosen the hints")
+        else:
+            try:
+                counts = write_backend_data(s, out, backend)
+                written += [out / f for f in counts]
+            except KnowrlError as e:  # e.g. an hf:// source with the Hub unreachable
+                say(f"data: not rendered here ({e}); the `data` job renders it where the run starts")
     script = out / "launch.sh"
     atomic_write_bytes(script, "\n".join(lines).encode())
     script.chmod(0o755)
+    atomic_write_bytes(out / "submit.json", json.dumps(requests, indent=2).encode())
     atomic_write_bytes(out / "plan.json", json.dumps(p.to_dict(), indent=2).encode())
-    return [*written, script, out / "plan.json"]
+    return [*written, script, out / "submit.json", out / "plan.json", out / "manifest.json"]
+
+
+def compiled_dir(s, p) -> Path:
+    return Path(s.resources.storage) / "compiled" / f"{s.name}-{p.run_id}-{p.backend}"
 
 
 @compile_app.command("compile")
@@ -142,7 +169,9 @@ def compile_command(
     overrides: OverridesArg = None,
     backend: Annotated[str | None, typer.Option(help="nemo_rl, verl or local (default: the spec's).")] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for the compiled files.")] = None,
-    run_dir: Annotated[str | None, typer.Option(help="Run directory the jobs will use on the cluster.")] = None,
+    run_dir: Annotated[
+        str | None, typer.Option(help="Where the cluster sees the compiled folder (default: the folder itself).")
+    ] = None,
 ) -> None:
     """Write each job's backend files (per training phase) and a launch.sh a user could run by hand."""
     from knowrl.plan import plan
@@ -151,9 +180,8 @@ def compile_command(
     extra = [f"resources.backend={backend}"] if backend else []
     s = load_spec(spec, [*(overrides or []), *extra])
     p = plan(s)
-    run_dir = run_dir or f"{s.resources.storage}/runs/{p.run_id}"
-    out = out or Path(s.resources.storage) / "compiled" / f"{s.name}-{p.run_id}-{p.backend}"
-    files = write_compiled(s, p, out, run_dir)
+    out = out or compiled_dir(s, p)
+    files = write_compiled(s, p, out, run_dir, say=typer.echo)
     typer.echo(f"compiled {len(p.jobs)} jobs for {p.backend} into {out}/:")
     for f in files:
         typer.echo(f"  {f}")

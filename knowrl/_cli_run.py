@@ -116,11 +116,11 @@ def run(
 
     p = plan(s)
     if dry_run:
-        from knowrl._cli_plan import print_plan, write_compiled
+        from knowrl._cli_plan import compiled_dir, print_plan, write_compiled
 
         print_plan(p, s)
-        out = Path(s.resources.storage) / "runs" / p.run_id / "compiled"
-        write_compiled(s, p, out, str(out.parent))
+        out = compiled_dir(s, p)
+        write_compiled(s, p, out, say=console.print)
         console.print(f"compiled inputs in {out}/ (nothing submitted)")
         return
     address = address or s.resources.ray_address

@@ -25,9 +25,23 @@ class _Adapter:
         """What a cluster must have for this backend's training jobs: (shell check, what is missing)."""
         return self.module.requirements(spec)
 
+    def data_files(self, spec) -> dict[str, str]:
+        """Role -> run-relative path of the rendered training/validation files the backend reads ({}: none)."""
+        return self.module.data_files(spec) if hasattr(self.module, "data_files") else {}
+
+    def checkpoint_dir(self, step: int) -> str:
+        return self.module.checkpoint_dir(step)
+
+    @property
+    def exports(self) -> bool:
+        """Whether its checkpoints need converting to Hugging Face folders before eval can load them."""
+        return hasattr(self.module, "compile_export")
+
     def compile(self, job, spec, plan, run_dir: str) -> Launch:
         if job.kind == "train":
             return self.module.compile_train(job, spec, plan, run_dir)
+        if job.kind == "export":
+            return self.module.compile_export(job, spec, run_dir)
         return knowrl_job(job, spec, run_dir)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 
@@ -40,11 +41,26 @@ class Backend(Protocol):
 
     def requirements(self, spec) -> list[tuple[str, str]]: ...
 
+    def data_files(self, spec) -> dict[str, str]: ...
+
+    def checkpoint_dir(self, step: int) -> str: ...
+
     def compile_train(self, job, spec, plan, run_dir: str) -> Launch: ...
 
 
+def knowrl_runtime_env(env_vars: dict[str, str]) -> dict:
+    """A Ray runtime env that brings this checkout's knowrl package to every process of the job.
+
+    `py_modules` with a local folder makes Ray zip and upload it, and put it on
+    the PYTHONPATH of the driver and of every worker and actor the backend starts
+    (NeMo-RL's environment actors, verl's reward workers), whatever the image
+    has installed. There is no knowrl on PyPI to `pip` instead.
+    """
+    return {"env_vars": dict(env_vars), "py_modules": [str(Path(__file__).resolve().parents[1])]}
+
+
 def knowrl_job(job, spec, run_dir: str) -> Launch:
-    """Eval and KP-selection jobs: knowrl's own CLI, the same on every backend."""
+    """Data, eval and KP-selection jobs: knowrl's own commands, the same on every backend."""
     q = shlex.quote
     p = job.params
     if job.kind == "eval":
@@ -82,7 +98,9 @@ def knowrl_job(job, spec, run_dir: str) -> Launch:
             parts += ["--data", q(spec.eval.data)]
         if not spec.reward.require_think_close:
             parts.append("--no-require-think-close")
-        return Launch(job.id, " ".join(parts))
+        return Launch(job.id, " ".join(parts), runtime_env=knowrl_runtime_env({}))
+    if job.kind == "data":  # renders from the run's manifest (and kp_select's output), as on a cluster
+        return Launch(job.id, f"python3 -m knowrl.runtime.job_main {q(run_dir)} {job.id}", runtime_env=knowrl_runtime_env({}))
     if job.kind == "kp_select":
         h = spec.hints
         data = spec.data.train[0].source if spec.data.train else ""
@@ -103,5 +121,5 @@ def knowrl_job(job, spec, run_dir: str) -> Launch:
         ]
         params = h.model_dump(exclude={"strategy", "source", "field", "sampling"})
         parts += [item for k, v in sorted(params.items()) for item in ("--param", q(f"{k}={v}"))]
-        return Launch(job.id, " ".join(parts))
+        return Launch(job.id, " ".join(parts), runtime_env=knowrl_runtime_env({}))
     raise ValueError(f"knowrl has no command for a {job.kind} job")

@@ -39,5 +39,10 @@ def requirements(spec) -> list[tuple[str, str]]:
     return [(f"{sys.executable} -c 'import trl'", f"TRL for {sys.executable} (pip install 'knowrl[local]')")]
 
 
+def checkpoint_dir(step: int) -> str:
+    """Where the local trainer saves step N: a Hugging Face folder that eval loads as it is."""
+    return f"checkpoints/step_{step}"
+
+
 def compile_train(job, spec, plan, run_dir: str) -> Launch:
     return Launch(job.id, f"knowrl run --job {job.id} {run_dir}", notes=["runs in-process under `knowrl run`"])

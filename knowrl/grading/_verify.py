@@ -60,8 +60,12 @@ def _check_chunk(pairs: list[Pair], timeout_s: int) -> list[Result]:
     return out
 
 
-def _warm(memory_bytes: int) -> None:
+def _warm(memory_bytes: int, site: str | None = None) -> None:
     import resource
+
+    from knowrl.grading._site import activate
+
+    activate(site)  # before math-verify is imported: the parser is chosen at import
 
     # A runaway expression (2^{10^{10}}) fails fast with MemoryError instead of swapping the machine. The cap is
     # on top of what the forked worker already maps (a Ray worker or a trainer may map many GB of address space).
@@ -98,10 +102,19 @@ class VerifyPool:
 
                 # fork: workers need no `if __name__ == "__main__"` guard in user scripts and start
                 # in milliseconds; they only run pure-Python sympy, so a threaded parent is safe.
+                from knowrl.grading._site import SITE_ENV, antlr_version, refuse_other
+
                 ctx = multiprocessing.get_context("fork")
-                self._pool = ProcessPool(
-                    max_workers=self.workers, initializer=_warm, initargs=(self.memory_bytes,), context=ctx
+                site = os.environ.get(SITE_ENV) or None
+                pool = ProcessPool(
+                    max_workers=self.workers, initializer=_warm, initargs=(self.memory_bytes, site), context=ctx
                 )
+                try:  # once per pool: the workers must parse as knowrl's verdicts were defined
+                    refuse_other(pool.schedule(antlr_version).result(timeout=120))
+                except BaseException:
+                    pool.stop()
+                    raise
+                self._pool = pool
                 atexit.register(self.close)
             return self._pool
 

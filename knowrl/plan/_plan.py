@@ -1,10 +1,15 @@
 """spec -> Plan: a DAG of jobs with ids, resources, artifacts and cost.
 
 - `kp_select` when hints are computed rather than precomputed;
+- `data` (NeMo-RL and verl): the training and validation sets rendered with
+  their hints, in the backend's own record format;
 - one `train` job per phase of the clip schedule, each resuming from the
   previous phase's last checkpoint in the same checkpoint directory;
+- `export-<checkpoint>` (NeMo-RL and verl) per evaluated checkpoint: the
+  backend's sharded checkpoint converted to a Hugging Face folder;
 - one `eval` job per (checkpoint, benchmark, hint mode), one GPU (or one
-  tensor-parallel group) each, packed onto the cluster.
+  tensor-parallel group) each, packed onto the cluster; it loads the exported
+  folder, never raw shards.
 Paths are relative to the run directory; job ids are stable, so a re-plan of
 the same spec yields the same jobs.
 """
@@ -142,20 +147,27 @@ def plan(spec, assumptions: dict | None = None) -> Plan:
         )
     phases = []
     train_jobs: list[Job] = []
+    ckpt = backend.checkpoint_dir
     if spec.data.train:
+        first_deps = ["kp_select"] if selection else []
+        files = backend.data_files(spec)
+        if files:
+            data_job = Job("data", "data", Resources(1, 0, r.cpus_per_job), first_deps, {}, files, {})
+            jobs.append(data_job)
+            first_deps = [data_job.id]
         for i, (start, end, bounds) in enumerate(spec.algorithm.phases(), 1):
             end = end if end is not None else start
-            deps = [train_jobs[-1].id] if train_jobs else (["kp_select"] if selection else [])
-            inputs = {"train_data": "data/train.jsonl", "checkpoints": "checkpoints"}
+            deps = [train_jobs[-1].id] if train_jobs else first_deps
+            inputs = {"train_data": files.get("train", "data/train"), "checkpoints": "checkpoints"}
             if train_jobs:
-                inputs["resume_from"] = f"checkpoints/step_{start}"
+                inputs["resume_from"] = ckpt(start)
             job = Job(
                 f"train-p{i}",
                 "train",
                 Resources(r.nodes, r.gpus_per_node, r.cpus_per_job),
                 deps,
                 inputs,
-                {"checkpoint": f"checkpoints/step_{end}", "metrics": f"train-p{i}/metrics.parquet"},
+                {"checkpoint": ckpt(end), "metrics": f"train-p{i}/metrics.parquet"},
                 {
                     "phase": i,
                     "start_step": start,
@@ -172,7 +184,19 @@ def plan(spec, assumptions: dict | None = None) -> Plan:
     if spec.eval.enabled:
         benches = eval_benchmarks(spec)
         for ckpt in spec.eval.checkpoints:
-            producer, model = _checkpoint(spec, ckpt, train_jobs)
+            producer, model = _checkpoint(spec, ckpt, train_jobs, backend)
+            if producer and backend.exports:
+                export = Job(
+                    f"export-{ckpt}",
+                    "export",
+                    Resources(1, 0, r.cpus_per_job),
+                    [producer],
+                    {"checkpoint": model},
+                    {"model": f"models/{ckpt}"},
+                    {"checkpoint": ckpt},
+                )
+                jobs.append(export)
+                producer, model = export.id, export.outputs["model"]
             deps = [producer] if producer else []
             for bench, samples, n in benches:
                 for mode in spec.eval.hint_modes:
@@ -195,7 +219,7 @@ def plan(spec, assumptions: dict | None = None) -> Plan:
     return Plan(h[:12], h, r.backend, jobs, phases, a.model_dump(), cluster)
 
 
-def _checkpoint(spec, ckpt, train_jobs: list[Job]) -> tuple[str | None, str]:
+def _checkpoint(spec, ckpt, train_jobs: list[Job], backend) -> tuple[str | None, str]:
     """(the job that produces a checkpoint, its path) for `base`, `final` or a step number."""
     if ckpt == "base":
         return None, spec.model.path
@@ -210,10 +234,19 @@ def _checkpoint(spec, ckpt, train_jobs: list[Job]) -> tuple[str | None, str]:
     every = spec.algorithm.save_every
     for job in train_jobs:
         if job.params["start_step"] < ckpt <= job.params["end_step"]:
-            if ckpt % every and ckpt != job.params["end_step"]:
+            end = job.params["end_step"]
+            if ckpt % every and ckpt != end:
                 raise PlanError(
                     f"eval checkpoint {ckpt} is never saved (save_every is {every})",
                     hint=f"use a multiple of {every} or a phase end",
                 )
-            return job.id, f"checkpoints/step_{ckpt}"
+            keep = spec.algorithm.keep_checkpoints
+            if ckpt != end and backend.exports and (end - ckpt) // every >= keep:
+                raise PlanError(
+                    f"eval checkpoint {ckpt} is deleted before it can be exported: {(end - ckpt) // every} newer "
+                    f"checkpoints follow it in its phase and algorithm.keep_checkpoints is {keep}",
+                    hint=f"set algorithm.keep_checkpoints to at least {(end - ckpt) // every + 1}, or add a clip "
+                    f"schedule breakpoint at step {ckpt}",
+                )
+            return job.id, backend.checkpoint_dir(ckpt)
     raise PlanError(f"eval checkpoint {ckpt} is outside training (0..{spec.algorithm.total_steps})")

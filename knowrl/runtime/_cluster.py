@@ -21,9 +21,40 @@ from knowrl.runtime._layout import now, read_json, run_path, write_json, write_m
 ACTIVE = ("PENDING", "RUNNING")
 
 
+TRANSIENT = ("No available agent to submit job", "Connection refused", "Connection reset", "Bad Gateway")
+"""What a Ray head says while it is still starting (its job agent not yet up) or restarting: try again."""
+
+
+def call(fn, what: str, timeout_s: float = 120.0, pause_s: float = 1.0):
+    """`fn()`, retried while the Jobs API answers with a transient error, up to `timeout_s`.
+
+    A fresh head answers "No available agent to submit job, please try again
+    later" (HTTP 500) for a while, longer on a loaded machine. A retried
+    submission that the first try already made is not an error: submission ids
+    are deterministic, so "already exists" means it went through.
+    """
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return fn()
+        except Exception as e:
+            text = str(e)
+            if "already exists" in text and what.startswith("submitting"):
+                return None
+            if not any(t in text for t in TRANSIENT) or time.monotonic() > deadline:
+                if any(t in text for t in TRANSIENT):
+                    raise KnowrlError(
+                        f"{what}: the Ray Jobs API kept answering '{text.splitlines()[0][:200]}' for "
+                        f"{timeout_s:.0f} s",
+                        hint="is the head still starting, or overloaded? `knowrl status RUN` continues later",
+                    ) from None
+                raise
+            time.sleep(pause_s)
+
+
 def _ray_status(c, sid: str) -> str:
     """A submission's status as Ray names it: PENDING, RUNNING, SUCCEEDED, FAILED or STOPPED."""
-    return str(c.get_job_status(sid)).split(".")[-1]
+    return str(call(lambda: c.get_job_status(sid), f"asking Ray for {sid}")).split(".")[-1]
 
 
 def client(address: str):
@@ -106,7 +137,8 @@ def _probe(c, address: str, sid: str, checks: list[tuple[str, str]], say, timeou
         f"if ! {{ {cmd}; }} >/dev/null 2>&1; then echo {shlex.quote('missing: ' + what)}; fail=1; fi\n"
         for cmd, what in checks
     )
-    c.submit_job(entrypoint=f"sh -c {shlex.quote('fail=0' + chr(10) + script + 'exit $fail')}", submission_id=sid)
+    entrypoint = f"sh -c {shlex.quote('fail=0' + chr(10) + script + 'exit $fail')}"
+    call(lambda: c.submit_job(entrypoint=entrypoint, submission_id=sid), "submitting the preflight job")
     say(f"preflight: checking the cluster's software ({sid})")
     deadline = time.monotonic() + timeout_s
     while (status := _ray_status(c, sid)) in ACTIVE:
@@ -119,7 +151,9 @@ def _probe(c, address: str, sid: str, checks: list[tuple[str, str]], say, timeou
         time.sleep(0.5)
     if status != "SUCCEEDED":
         missing = [
-            line.removeprefix("missing: ") for line in c.get_job_logs(sid).splitlines() if line.startswith("missing: ")
+            line.removeprefix("missing: ")
+            for line in call(lambda: c.get_job_logs(sid), f"reading {sid}'s log").splitlines()
+            if line.startswith("missing: ")
         ]
         raise KnowrlError(
             f"the Ray cluster at {address} cannot run this plan: "
@@ -146,7 +180,7 @@ def follow(run: Path, address: str | None = None, *, detach: bool = False, say=p
     lock = lock_run(run)
     try:
         while True:
-            finished = _reconcile(c, run, jobs, spec.resources.retries, say)
+            finished = _reconcile(c, run, jobs, spec.resources.retries, say, spec.resources.backend)
             if finished:
                 ingest(spec.registry.path, [run], only_jobs=finished)
             states = {j.id: job_status(run, j.id) for j in jobs}
@@ -172,28 +206,19 @@ def follow(run: Path, address: str | None = None, *, detach: bool = False, say=p
 
 
 def _submit(c, run: Path, spec, p, job, attempt: int, say) -> None:
-    from knowrl.backends import get_backend
+    from knowrl._io import atomic_write_bytes
+    from knowrl.runtime._submission import submission
 
-    if job.kind == "train" and spec.resources.backend != "local":
-        launch = get_backend(spec.resources.backend).compile(job, spec, p, str(run))
-        for name, text in launch.files.items():
-            (run / name).write_text(text)
-        entrypoint, runtime_env = launch.entrypoint, launch.runtime_env
-    else:
-        entrypoint, runtime_env = f"{sys.executable} -m knowrl.runtime.job_main {run} {job.id}", {}
-    sid = f"knowrl-{p.run_id[:12]}-{job.id}-{attempt}"
-    c.submit_job(
-        entrypoint=entrypoint,
-        submission_id=sid,
-        runtime_env=runtime_env or None,
-        entrypoint_num_cpus=job.resources.cpus,
-        entrypoint_num_gpus=job.resources.gpus or None,
-    )
+    request, files = submission(job, spec, p, str(run), attempt)
+    for name, text in files.items():
+        atomic_write_bytes(run / name, text.encode())
+    call(lambda: c.submit_job(**request), f"submitting {job.id}")
+    sid = request["submission_id"]
     write_status(run, job, "pending", attempts=attempt, submission_id=sid, active=True, submitted_at=now())
     say(f"submitted {job.id} as {sid}")
 
 
-def _reconcile(c, run: Path, jobs, retries, say) -> set[str]:
+def _reconcile(c, run: Path, jobs, retries, say, backend: str = "local") -> set[str]:
     """Ray's word on every active submission; returns the jobs that just finished."""
     finished = set()
     for job in jobs:
@@ -204,6 +229,10 @@ def _reconcile(c, run: Path, jobs, retries, say) -> set[str]:
         if ray_status in ACTIVE:
             continue
         st = job_status(run, job.id)  # the job may have written its own final status meanwhile
+        if job.kind == "train" and backend != "local":  # the backend's event files -> metrics.parquet, even if it failed
+            from knowrl.runtime._backend_metrics import collect
+
+            collect(run / job.id, backend, job.params.get("phase"))
         if ray_status == "SUCCEEDED":
             write_status(run, job, "succeeded", active=False, finished_at=st.get("finished_at") or now())
         else:

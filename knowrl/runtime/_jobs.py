@@ -18,7 +18,7 @@ def train_problems(spec) -> list[Problem]:
     return out
 
 
-def _selections(spec, run: Path, problems: list[Problem]) -> dict[str, tuple[int, ...]]:
+def selections_for(spec, run: Path, problems: list[Problem]) -> dict[str, tuple[int, ...]]:
     """KP indices per problem for training prompts: computed by the kp_select job, or precomputed in the data."""
     h = spec.hints
     if h.source == "compute" and h.strategy != "none":
@@ -104,12 +104,56 @@ def run_kp_select(spec, job, run: Path) -> dict:
     return {"selected": done, "problems": len(problems), "workers": workers}
 
 
+def run_data(spec, job, run: Path) -> dict:
+    from knowrl.backends import get_backend
+    from knowrl.backends._data import write_backend_data
+
+    return {"rows": write_backend_data(spec, run, get_backend(spec.resources.backend))}
+
+
+def run_backend_command(spec, job, run: Path) -> dict:
+    """A NeMo-RL or verl training phase or export on this machine: the compiled command, as a cluster runs it.
+
+    Only reached when the backend is installed here and the GPUs are there
+    (`knowrl run` checks both before it starts); the command's output goes to
+    the job's log, and a training phase's metrics are read back afterwards.
+    """
+    import os
+    import subprocess
+
+    from knowrl.backends import get_backend
+    from knowrl.plan._plan import Plan
+    from knowrl.runtime._layout import read_json
+
+    p = Plan.from_dict(read_json(run / "manifest.json")["plan"])
+    launch = get_backend(spec.resources.backend).compile(job, spec, p, str(run))
+    for name, text in launch.files.items():
+        (run / name).parent.mkdir(parents=True, exist_ok=True)
+        (run / name).write_text(text)
+    env = {**os.environ, **launch.runtime_env.get("env_vars", {})}
+    modules = [str(Path(m).parent) for m in launch.runtime_env.get("py_modules", [])]  # as Ray would add them
+    env["PYTHONPATH"] = os.pathsep.join([*modules, env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+    with (run / job.id / "job.log").open("a") as log:
+        rc = subprocess.call(launch.entrypoint, shell=True, env=env, stdout=log, stderr=subprocess.STDOUT)
+    summary: dict = {"exit_code": rc}
+    if job.kind == "train":
+        from knowrl.runtime._backend_metrics import collect
+
+        summary["metrics"] = collect(run / job.id, spec.resources.backend, job.params.get("phase"))
+    if rc:
+        raise RuntimeError(f"{job.id}: `{launch.entrypoint[:200]}` exited with {rc} (see {run / job.id}/job.log)")
+    return summary
+
+
 def run_train(spec, job, run: Path) -> dict:
     from knowrl.kp import render_prompt
     from knowrl.runtime._local_train import train_phase
 
+    if spec.resources.backend != "local":
+        return run_backend_command(spec, job, run)
+
     problems = train_problems(spec)
-    selected = _selections(spec, run, problems)
+    selected = selections_for(spec, run, problems)
     prompts = [render_prompt(p, selected[p.id], spec.data.prompt_suffix) for p in problems]
     return train_phase(spec, job, run, prompts, [p.answer for p in problems])
 
@@ -166,7 +210,13 @@ def run_eval_job(spec, job, run: Path) -> dict:
     return {"accuracy": result.scores[(p["benchmark"], p["hint_mode"])]["accuracy"]}
 
 
-RUNNERS = {"kp_select": run_kp_select, "train": run_train, "eval": run_eval_job}
+RUNNERS = {
+    "kp_select": run_kp_select,
+    "data": run_data,
+    "train": run_train,
+    "export": run_backend_command,
+    "eval": run_eval_job,
+}
 
 
 def execute(job_dict: dict, spec_json: dict, run_dir: str) -> dict:

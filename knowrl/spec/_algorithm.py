@@ -136,6 +136,9 @@ class AlgorithmSpec(SpecModel):
     """Training epochs; exactly one of `total_steps` and `total_epochs`."""
     save_every: PositiveInt = 10
     """Checkpoint period in steps."""
+    keep_checkpoints: PositiveInt = 3
+    """Most recent checkpoints (weights and optimizer state) a backend keeps; older ones are deleted. Not part of
+    the spec hash."""
     validate_every: PositiveInt = 10
     """Validation period in steps."""
 

@@ -2,7 +2,7 @@
 
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from knowrl.spec._algorithm import AlgorithmSpec
 from knowrl.spec._base import PositiveInt, SpecModel, raise_issues
@@ -14,6 +14,8 @@ from knowrl.spec._reward import RewardSpec
 
 GpuType = Literal["H100-80GB", "H200-141GB", "A100-80GB", "A100-40GB", "L40S-48GB", "none"]
 Backend = Literal["nemo_rl", "verl", "local"]
+BACKEND_RELEASES: dict[str, tuple[str, ...]] = {"nemo_rl": ("v0.7.0",), "verl": ("0.4", "0.9"), "local": ("trl",)}
+"""The releases each backend's compiler targets, the default first (each has a contract under `backends/`)."""
 
 
 class RetrySpec(SpecModel):
@@ -53,15 +55,33 @@ class ResourcesSpec(SpecModel):
     """Ray cluster (`http://head:8265` for the Jobs API); empty starts an embedded local Ray."""
     storage: str = ".knowrl"
     """Root under which run directories (`<storage>/runs/<run id>`) are written."""
+    backend_version: str | None = None
+    """Backend release the compiled configs target: nemo_rl `v0.7.0`; verl `0.4` (the KnowRL authors' fork) or
+    `0.9`; empty picks the backend's first (default) release, written into the resolved spec."""
     backend_dir: str | None = None
-    """Checkout of NeMo-RL or verl on the cluster (default: $NEMO_RL_DIR or $VERL_DIR)."""
+    """Checkout of NeMo-RL or verl on the cluster (default: /opt/nemo-rl or /opt/verl)."""
     retries: RetrySpec = Field(default_factory=RetrySpec)
     """Retry policy per job kind: attempts and backoff."""
 
+    @field_validator("backend_version", mode="before")
+    @classmethod
+    def _version_text(cls, v):
+        return str(v) if isinstance(v, int | float) and not isinstance(v, bool) else v  # `backend_version=0.9`
+
     @model_validator(mode="after")
     def _gpus(self) -> "ResourcesSpec":
+        issues = []
         if self.backend != "local" and self.gpus_per_node == 0:
-            raise_issues([("gpus_per_node", f"the {self.backend} backend needs GPUs; use backend: local for CPU")])
+            issues.append(("gpus_per_node", f"the {self.backend} backend needs GPUs; use backend: local for CPU"))
+        releases = BACKEND_RELEASES[self.backend]
+        if self.backend_version is None:  # frozen model: resolve the default once, so the hash names the release
+            object.__setattr__(self, "backend_version", releases[0])
+        elif self.backend_version not in releases:
+            issues.append(
+                ("backend_version", f"{self.backend} release '{self.backend_version}' is not supported; use one of "
+                 f"{', '.join(releases)}")
+            )
+        raise_issues(issues)
         return self
 
 

@@ -19,6 +19,7 @@ NON_SEMANTIC: dict[str, Any] = {
     "registry": True,
     "resources": {"ray_address": True, "storage": True, "backend_dir": True, "retries": True},
     "hints": {"concurrency": True},
+    "algorithm": {"keep_checkpoints": True},
 }
 """Fields that say where or how a run is labelled or stored, not what is computed."""
 

@@ -1,0 +1,41 @@
+"""`uv run python -m knowrl.backends.nemo_rl_launch examples/run_grpo.py --config CFG`: NeMo-RL with knowrl's reward.
+
+NeMo-RL builds each dataset's environment by name from its `ENV_REGISTRY`, and
+starts every Ray actor with the Python its `ACTOR_ENVIRONMENT_REGISTRY` names;
+a custom environment must be in both before `run_grpo.py` sets up its data.
+This launcher registers knowrl's environment in the driver process, then runs
+NeMo-RL's own entry script unchanged, as `__main__`, with the remaining
+arguments. Run from the NeMo-RL checkout, with knowrl on the PYTHONPATH (the
+job's `py_modules`).
+"""
+
+from __future__ import annotations
+
+import runpy
+import sys
+
+ACTOR = "knowrl.backends.nemo_rl_env.KnowrlMathEnvironment"
+
+
+def register() -> None:
+    from nemo_rl.distributed.ray_actor_environment_registry import ACTOR_ENVIRONMENT_REGISTRY
+    from nemo_rl.distributed.virtual_cluster import PY_EXECUTABLES
+    from nemo_rl.environments.utils import ENV_REGISTRY, register_env
+
+    from knowrl.backends.nemo_rl import ENV_NAME
+
+    if ENV_NAME not in ENV_REGISTRY:
+        register_env(ENV_NAME, ACTOR)
+    ACTOR_ENVIRONMENT_REGISTRY[ACTOR] = PY_EXECUTABLES.SYSTEM  # knowrl needs no extra packages beyond NeMo-RL's
+
+
+def main(argv: list[str]) -> None:
+    if not argv:
+        raise SystemExit("usage: python -m knowrl.backends.nemo_rl_launch examples/run_grpo.py --config CFG")
+    register()
+    sys.argv = list(argv)
+    runpy.run_path(argv[0], run_name="__main__")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
