@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= dev,local,ray
+VERL   := .venv-verl
 
-.PHONY: setup test quickstart lint bench schema clean
+.PHONY: setup test contract quickstart lint bench schema clean
 
 setup: $(VENV)/.installed-$(EXTRAS)
 
@@ -14,8 +15,22 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
 	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[$(EXTRAS)]" --config-settings editable_mode=compat
 	touch $@
 
-test: setup
+test: setup contract
 	$(BIN)/python -m pytest
+
+# knowrl's handoffs held against verl's own code, in verl's own environment (tests/contract).
+contract: $(VERL)/.installed
+	KNOWRL_VERL04_WHEEL=$$(ls $(VERL)/wheels/verl-0.4.1-*.whl) KNOWRL_TEST_GRADER_SITE=$(CURDIR)/$(VERL)/grading-site \
+		$(VERL)/bin/python -m pytest tests/contract
+
+$(VERL)/.installed: pyproject.toml constraints/verl.txt
+	$(PYTHON) -m venv $(VERL)
+	$(VERL)/bin/pip install --quiet --upgrade pip
+	$(VERL)/bin/pip install --quiet -c constraints/verl.txt torch verl pytest pebble "math-verify>=0.7"
+	$(VERL)/bin/pip install --quiet --no-deps -e . --config-settings editable_mode=compat
+	$(VERL)/bin/pip download --quiet --no-deps verl==0.4.1 -d $(VERL)/wheels
+	$(VERL)/bin/pip install --quiet --no-deps --target $(VERL)/grading-site antlr4-python3-runtime==4.13.2
+	touch $@
 
 quickstart: setup
 	$(BIN)/knowrl model tiny --out .knowrl/models/tiny-qwen2
@@ -31,4 +46,4 @@ schema: setup
 	$(BIN)/knowrl schema
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VERL) .pytest_cache .ruff_cache

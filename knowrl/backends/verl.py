@@ -174,6 +174,24 @@ def requirements(spec) -> list[tuple[str, str]]:
     ]
 
 
+def check_tokenizer(spec) -> None:
+    """verl's reward managers decode responses with `skip_special_tokens=True`: a special `</think>` never arrives."""
+    if not spec.reward.require_think_close:
+        return
+    from transformers import AutoTokenizer
+
+    from knowrl._errors import KnowrlError
+
+    tok = AutoTokenizer.from_pretrained(spec.model.tokenizer or spec.model.path)
+    think = tok.convert_tokens_to_ids("</think>")
+    if think is not None and think in tok.all_special_ids:
+        raise KnowrlError(
+            f"the tokenizer of {spec.model.tokenizer or spec.model.path} marks </think> as a special token, which "
+            "verl's reward manager strips before knowrl's reward sees the response: every reward would be 0",
+            hint="use a tokenizer where </think> is an ordinary added token, or set reward.require_think_close: false",
+        )
+
+
 def checkpoint_dir(step: int) -> str:
     """Where verl saves step N under `trainer.default_local_dir` (relative to the run directory)."""
     return f"checkpoints/global_step_{step}"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<think>", "</think>"]
+SPECIAL = ["<|endoftext|>", "<|im_start|>", "<|im_end|>"]
+THINK = ["<think>", "</think>"]
+"""Added but not special, as in the R1-style Qwen2 tokenizers: decoding with skip_special_tokens keeps them."""
 CHAT_TEMPLATE = (
     "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
@@ -27,7 +29,7 @@ def build_tiny_model(out: str | Path, *, seed: int = 0, hidden: int = 64, layers
     """Write a deterministic tiny Qwen2 causal LM + tokenizer to `out`; return the folder."""
     import torch
     import transformers
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast, Qwen2Config, Qwen2ForCausalLM
 
     transformers.utils.logging.disable_progress_bar()
@@ -43,6 +45,7 @@ def build_tiny_model(out: str | Path, *, seed: int = 0, hidden: int = 64, layers
         initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
     )
     bpe.train_from_iterator(_CORPUS * 4, trainer)
+    bpe.add_tokens([AddedToken(t, special=False, normalized=False) for t in THINK])
     tokenizer = PreTrainedTokenizerFast(
         tokenizer_object=bpe, eos_token="<|im_end|>", pad_token="<|endoftext|>", bos_token=None, unk_token=None
     )

@@ -57,13 +57,13 @@ def refuse_other(found: str) -> None:
 
 
 def build_site(dest: Path) -> Path:
-    """Copy this environment's antlr4-python3-runtime 4.13.2 (pure Python) into `dest`; returns `dest`."""
-    from importlib.metadata import distribution
+    """Copy antlr4-python3-runtime 4.13.2 (pure Python) into `dest`: this environment's, else `$KNOWRL_GRADER_SITE`'s."""
+    from importlib.metadata import distributions
 
-    found = antlr_version()
-    if found != REQUIRED:
-        refuse_other(found)
-    dist = distribution(ANTLR)
+    paths = [os.environ[SITE_ENV]] if antlr_version() != REQUIRED and os.environ.get(SITE_ENV) else sys.path
+    dist = next((d for d in distributions(name=ANTLR, path=paths)), None)
+    if dist is None or dist.version != REQUIRED:
+        refuse_other(dist.version if dist else "")
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
     for f in dist.files or []:

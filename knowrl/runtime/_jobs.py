@@ -108,7 +108,10 @@ def run_data(spec, job, run: Path) -> dict:
     from knowrl.backends import get_backend
     from knowrl.backends._data import write_backend_data
 
-    return {"rows": write_backend_data(spec, run, get_backend(spec.resources.backend))}
+    backend = get_backend(spec.resources.backend)
+    if backend.name == "verl":
+        backend.module.check_tokenizer(spec)
+    return {"rows": write_backend_data(spec, run, backend)}
 
 
 def run_backend_command(spec, job, run: Path) -> dict:
