@@ -44,6 +44,8 @@ class _LazyGroup(typer.core.TyperGroup):
         "status": ("knowrl._cli_run", "status_app"),
         "logs": ("knowrl._cli_run", "logs_app"),
         "cancel": ("knowrl._cli_run", "cancel_app"),
+        "export": ("knowrl._cli_export", "export_app"),
+        "grading-site": ("knowrl._cli_export", "site_app"),
     }
 
     def list_commands(self, ctx):

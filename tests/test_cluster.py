@@ -39,7 +39,7 @@ def ray_head():
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dash}",
             "--num-cpus=2",
-            "--num-gpus=1",  # a logical GPU: enough for the capacity check to reach the software probe
+            "--num-gpus=8",  # logical GPUs: one node of the paper's 8x8 layout
             "--include-dashboard=true",
             f"--temp-dir={temp}",
             "--block",
@@ -118,7 +118,7 @@ def test_a_plan_is_checked_against_the_cluster_before_anything_is_submitted(ray_
     r = run_cli("run", "experiments/css_main.yaml", *common)
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "needs 8 node(s) with 8 H100-80GB GPUs each (64 GPUs for the nemo_rl backend)" in r.stderr
-    assert "has 1 alive node(s): 1 GPU" in r.stderr and "--no-preflight" in r.stderr
+    assert "has 1 alive node(s): 8 GPUs" in r.stderr and "--no-preflight" in r.stderr
     assert not store.exists()  # no manifest, nothing submitted
     r = run_cli(
         "run",
@@ -168,3 +168,37 @@ def test_on_a_cluster_failures_are_resubmitted_after_backoff_unless_the_input_is
     assert (st["status"], st["attempts"], st["retryable"]) == ("failed", 2, True)
     assert st["submission_id"].endswith("-eval-base-arith-none-2")
     assert r.stdout.count("submitted eval-base-arith-none") == 2
+
+
+STAND_IN = """
+import ray
+from ray.util.placement_group import placement_group
+ray.init(address="auto")
+pg = placement_group([{"GPU": 1}] * 8, strategy="STRICT_PACK")  # one node's bundles, as the backends reserve them
+ray.get(pg.ready(), timeout=60)
+print("placed", ray.util.placement_group_table(pg)["state"])
+"""
+
+
+@pytest.mark.parametrize("backend", ["verl", "nemo_rl"])
+def test_a_training_submission_is_placed_and_its_placement_group_gets_the_gpus(ray_head, tmp_path, backend):
+    """Finding 2: the driver asks for no GPUs, so the backend's own placement group can take all 8."""
+    from knowrl.plan import plan
+    from knowrl.runtime._cluster import ACTIVE, call, client
+    from knowrl.runtime._submission import submission
+    from knowrl.spec import load_spec
+
+    spec = load_spec(EXPERIMENTS / "css_main.yaml", [f"resources.backend={backend}", "resources.nodes=1"])
+    p = plan(spec)
+    request, _ = submission(p.job("train-p1"), spec, p, str(tmp_path), attempt=int(time.time()))
+    script = tmp_path / "stand_in.py"
+    script.write_text(STAND_IN)
+    request["entrypoint"] = f"{sys.executable} {script}"  # the job's placement, not NeMo-RL or verl itself
+    c = client(ray_head)
+    call(lambda: c.submit_job(**request), "submitting the stand-in")
+    deadline = time.monotonic() + 180
+    while (status := str(c.get_job_status(request["submission_id"])).split(".")[-1]) in ACTIVE:
+        assert time.monotonic() < deadline, c.get_job_logs(request["submission_id"])
+        time.sleep(1)
+    assert status == "SUCCEEDED", c.get_job_logs(request["submission_id"])
+    assert "placed CREATED" in c.get_job_logs(request["submission_id"])

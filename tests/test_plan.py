@@ -40,15 +40,18 @@ def test_plan_snapshot(css):
 def test_plan_shape(css):
     spec, p = css
     kinds = [j.kind for j in p.jobs]
-    assert kinds == ["train", "train"] + ["eval"] * 24
+    assert kinds == ["data", "train", "train", "export"] + ["eval"] * 24
     p1, p2 = p.job("train-p1"), p.job("train-p2")
     assert (p1.params["start_step"], p1.params["end_step"], p1.params["clip_high"]) == (0, 2590, 0.28)
     assert (p2.params["start_step"], p2.params["end_step"], p2.params["clip_high"]) == (2590, 2960, 0.26)
     assert p2.depends_on == ["train-p1"] and p2.inputs["resume_from"] == "checkpoints/step_2590"
     assert p1.inputs["checkpoints"] == p2.inputs["checkpoints"] == "checkpoints"
     assert p1.resources.gpus == 64
+    assert p1.depends_on == ["data"] and p.job("export-final").depends_on == ["train-p2"]
+    assert p.job("export-final").inputs == {"checkpoint": "checkpoints/step_2960"}
     evals = [j for j in p.jobs if j.kind == "eval"]
-    assert all(j.depends_on == ["train-p2"] and j.resources.gpus == 1 for j in evals)
+    assert all(j.depends_on == ["export-final"] and j.resources.gpus == 1 for j in evals)
+    assert {j.inputs["model"] for j in evals} == {"models/final"}  # the exported folder, never raw shards
     assert {(j.params["benchmark"], j.params["hint_mode"]) for j in evals} >= {("AIME24", "css"), ("MATH-500", "none")}
     assert 15_000 < p.total_gpu_hours < 30_000  # the paper: ~13 days on 64 H100 ~ 20k GPU-hours
     assert plan(spec).to_dict() == p.to_dict()  # stable ids and figures
@@ -107,7 +110,7 @@ def test_nemo_rl_configs_load_with_nemo_rl_semantics(css, tmp_path):
         ((name, text),) = launch.files.items()
         (tmp_path / name).write_text(text)
         loaded[job_id] = nemo_rl_load(tmp_path / name)
-        assert launch.entrypoint.endswith(f"examples/run_grpo.py --config {RUN}/{name}")
+        assert launch.entrypoint.endswith(f"nemo_rl_launch examples/run_grpo.py --config {RUN}/{name}")
     one, two = loaded["train-p1"], loaded["train-p2"]
     assert (one["grpo"]["max_num_steps"], two["grpo"]["max_num_steps"]) == (2590, 2960)
     assert (one["loss_fn"]["ratio_clip_max"], two["loss_fn"]["ratio_clip_max"]) == (0.28, 0.26)
@@ -119,14 +122,6 @@ def test_nemo_rl_configs_load_with_nemo_rl_semantics(css, tmp_path):
     assert one["policy"]["train_global_batch_size"] == 64 * 8 and one["cluster"] == {"num_nodes": 8, "gpus_per_node": 8}
     assert one["loss_fn"]["reference_policy_kl_penalty"] == 0.0 and one["grpo"]["val_at_start"] is True
     assert two["grpo"]["val_at_start"] is False
-
-
-def test_nemo_rl_compiler_rejects_unknown_keys():
-    from knowrl.backends.nemo_rl import check_keys
-
-    check_keys({"grpo": {"num_prompts_per_step": 1}, "loss_fn": {"ratio_clip_max": 0.2}})
-    with pytest.raises(KnowrlError, match="unknown key 'loss_fn.ratio_clip_maxx'"):
-        check_keys({"loss_fn": {"ratio_clip_maxx": 0.2}})
 
 
 def test_nemo_rl_snapshots(css):
@@ -165,7 +160,7 @@ def test_verl_overrides_parse_back(css):
         assert a["actor"]["loss_agg_mode"] == "token-mean" and a["actor"]["use_kl_loss"] is False
         assert (cfg["trainer"]["nnodes"], cfg["trainer"]["n_gpus_per_node"]) == (8, 8)
         assert cfg["trainer"]["resume_mode"] == "auto" and cfg["trainer"]["default_local_dir"] == f"{RUN}/checkpoints"
-        assert "recipe.dapo.main_dapo" in launch.entrypoint and "knowrl_reward.py" in launch.files
+        assert "recipe.dapo.main_dapo" in launch.entrypoint and "data/knowrl_reward.py" in launch.files
 
 
 def spec_with(write, text, *overrides):
@@ -199,7 +194,11 @@ def test_breakpoints_on_and_off_save_boundaries(write):
             "eval.checkpoints=[50, final]",
         )
     )
-    assert {j.inputs["model"] for j in on.jobs if j.kind == "eval"} == {"checkpoints/step_50", "checkpoints/step_100"}
+    assert {j.inputs["model"] for j in on.jobs if j.kind == "eval"} == {"models/50", "models/final"}
+    assert {j.inputs["checkpoint"] for j in on.jobs if j.kind == "export"} == {
+        "checkpoints/step_50",
+        "checkpoints/step_100",
+    }
     off = plan(
         spec_with(
             write,
@@ -207,7 +206,14 @@ def test_breakpoints_on_and_off_save_boundaries(write):
             "eval.checkpoints=[55]",
         )
     )
-    assert {j.inputs["model"] for j in off.jobs if j.kind == "eval"} == {"checkpoints/step_55"}  # a phase end is saved
+    assert {j.inputs["checkpoint"] for j in off.jobs if j.kind == "export"} == {"checkpoints/step_55"}  # a phase end
+    with pytest.raises(PlanError, match="deleted before it can be exported"):  # 5 newer saves, 3 kept
+        plan(spec_with(write, "algorithm: {total_steps: 100, save_every: 10}\n", "eval.checkpoints=[40]"))
+    assert plan(
+        spec_with(
+            write, "algorithm: {total_steps: 100, save_every: 10, keep_checkpoints: 7}\n", "eval.checkpoints=[40]"
+        )
+    )
     with pytest.raises(PlanError, match="never saved"):
         plan(spec_with(write, "algorithm: {total_steps: 100, save_every: 10}\n", "eval.checkpoints=[45]"))
 

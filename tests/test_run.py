@@ -185,9 +185,10 @@ def test_a_model_path_that_is_not_a_model_stops_before_ray_starts(tmp_path):
 def test_dry_run_writes_compiled_inputs_only(tmp_path):
     r = run_cli("run", "experiments/css_main.yaml", "--dry-run", f"resources.storage={tmp_path}")
     assert r.returncode == 0, r.stderr
-    compiled = next((tmp_path / "runs").glob("*/compiled"))
+    (compiled,) = (tmp_path / "compiled").glob("css-main-*-nemo_rl")  # what `knowrl compile` writes
     assert (compiled / "launch.sh").exists() and (compiled / "train-p1.nemo_rl.yaml").exists()
-    assert not list((tmp_path / "runs").glob("*/manifest.json"))
+    assert (compiled / "submit.json").exists()
+    assert not (tmp_path / "runs").exists()  # no run is created: nothing was submitted
 
 
 def test_local_backend_says_what_it_cannot_do(tmp_path, tiny_model):

@@ -100,7 +100,9 @@ def knowrl_job(job, spec, run_dir: str) -> Launch:
             parts.append("--no-require-think-close")
         return Launch(job.id, " ".join(parts), runtime_env=knowrl_runtime_env({}))
     if job.kind == "data":  # renders from the run's manifest (and kp_select's output), as on a cluster
-        return Launch(job.id, f"python3 -m knowrl.runtime.job_main {q(run_dir)} {job.id}", runtime_env=knowrl_runtime_env({}))
+        return Launch(
+            job.id, f"python3 -m knowrl.runtime.job_main {q(run_dir)} {job.id}", runtime_env=knowrl_runtime_env({})
+        )
     if job.kind == "kp_select":
         h = spec.hints
         data = spec.data.train[0].source if spec.data.train else ""

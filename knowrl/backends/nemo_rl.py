@@ -20,6 +20,7 @@ activation checkpointing, chunked log-probs, no packing).
 from __future__ import annotations
 
 import functools
+import os
 import shlex
 from pathlib import Path
 
@@ -304,6 +305,6 @@ def compile_export(job, spec, run_dir: str) -> Launch:
     command = (
         f"cd {shlex.quote(backend_dir)} && uv run python {converter} --config {shlex.quote(step + '/config.yaml')} "
         f"--dcp-ckpt-path {shlex.quote(step + '/policy/weights')} "
-        f"--hf-ckpt-path {shlex.quote(run_dir + '/' + job.outputs['model'])}"
+        f"--hf-ckpt-path {shlex.quote(os.path.join(run_dir, job.outputs['model']))}"
     )
     return Launch(job.id, command, runtime_env=knowrl_runtime_env({}))

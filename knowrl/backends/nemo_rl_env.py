@@ -43,9 +43,7 @@ class KnowrlEnvironment(EnvironmentInterface):  # type: ignore[misc,valid-type]
     def step(self, message_log_batch: list, metadata: list[dict], return_extracted_answer: bool = False):
         import torch
 
-        responses = [
-            "".join(str(m["content"]) for m in log if m["role"] == "assistant") for log in message_log_batch
-        ]
+        responses = ["".join(str(m["content"]) for m in log if m["role"] == "assistant") for log in message_log_batch]
         verdicts = self.grader.grade_many((str(m["ground_truth"]), r) for m, r in zip(metadata, responses, strict=True))
         rewards = torch.tensor([1.0 if v.correct else 0.0 for v in verdicts])
         answers = [v.answer for v in verdicts]
@@ -67,7 +65,9 @@ class KnowrlEnvironment(EnvironmentInterface):  # type: ignore[misc,valid-type]
         if "is_end" in batch:
             metrics["fraction_of_samples_properly_ended"] = batch["is_end"].float().mean().item()
         if "generation_lengths" in batch and "prompt_lengths" in batch:
-            metrics["generation_lengths"] = (batch["generation_lengths"] - batch["prompt_lengths"]).float().mean().item()
+            metrics["generation_lengths"] = (
+                (batch["generation_lengths"] - batch["prompt_lengths"]).float().mean().item()
+            )
         return batch, metrics
 
     def shutdown(self) -> None:

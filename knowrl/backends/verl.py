@@ -24,6 +24,7 @@ job's folder, which knowrl turns into `metrics.parquet`.
 
 from __future__ import annotations
 
+import os
 import shlex
 
 from knowrl.backends._base import Capabilities, Launch, knowrl_runtime_env
@@ -218,7 +219,7 @@ def compile_train(job, spec, plan, run_dir: str) -> Launch:
 
 def compile_export(job, spec, run_dir: str) -> Launch:
     """verl's model merger: FSDP shards of `global_step_N/actor` -> a Hugging Face folder."""
-    src, dst = f"{run_dir}/{job.inputs['checkpoint']}/actor", f"{run_dir}/{job.outputs['model']}"
+    src, dst = f"{run_dir}/{job.inputs['checkpoint']}/actor", os.path.join(run_dir, job.outputs["model"])
     command = (
         f"python3 -m verl.model_merger merge --backend fsdp --local_dir {shlex.quote(src)} "
         f"--target_dir {shlex.quote(dst)}"

@@ -57,7 +57,7 @@ def refuse_other(found: str) -> None:
 
 
 def build_site(dest: Path) -> Path:
-    """Copy antlr4-python3-runtime 4.13.2 (pure Python) into `dest`: this environment's, else `$KNOWRL_GRADER_SITE`'s."""
+    """Copy antlr4-python3-runtime 4.13.2 (pure Python) into `dest`: this env's, else `$KNOWRL_GRADER_SITE`'s."""
     from importlib.metadata import distributions
 
     paths = [os.environ[SITE_ENV]] if antlr_version() != REQUIRED and os.environ.get(SITE_ENV) else sys.path

@@ -229,7 +229,7 @@ def _reconcile(c, run: Path, jobs, retries, say, backend: str = "local") -> set[
         if ray_status in ACTIVE:
             continue
         st = job_status(run, job.id)  # the job may have written its own final status meanwhile
-        if job.kind == "train" and backend != "local":  # the backend's event files -> metrics.parquet, even if it failed
+        if job.kind == "train" and backend != "local":  # its event files -> metrics.parquet, failed or not
             from knowrl.runtime._backend_metrics import collect
 
             collect(run / job.id, backend, job.params.get("phase"))

@@ -72,6 +72,27 @@ def check_capacity(p, gpus_available: float) -> None:
         )
 
 
+def check_backend_here(spec, p) -> None:
+    """A NeMo-RL or verl spec runs that backend on this machine, or stops now: never TRL in its place."""
+    if spec.resources.backend == "local" or not any(j.kind == "train" for j in p.jobs):
+        return
+    import subprocess
+
+    from knowrl.backends import get_backend
+
+    missing = [
+        what
+        for check, what in get_backend(spec.resources.backend).requirements(spec)
+        if subprocess.run(check, shell=True, capture_output=True).returncode != 0
+    ]
+    if missing:
+        raise KnowrlError(
+            f"the {spec.resources.backend} backend cannot run on this machine: missing " + "; ".join(missing),
+            hint="install it here, submit to a cluster that has it (`knowrl run SPEC --address http://HEAD:8265`), "
+            "or compile the launch files with `knowrl compile`",
+        )
+
+
 def _start_ray(num_cpus: int):
     import ray
 
@@ -108,6 +129,7 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
         tracker = None
         try:
             check_capacity(p, ray.cluster_resources().get("GPU", 0))  # before anything is written or started
+            check_backend_here(spec, p)
             if not (run / "manifest.json").exists():
                 write_manifest(run, spec, p)
             tracker = _BackgroundTracker(spec, p, run)

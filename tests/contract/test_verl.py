@@ -39,7 +39,9 @@ def test_every_compiled_phase_composes_strictly_with_the_release(release, verl_c
         assert cfg.trainer.total_training_steps == job.params["end_step"]
         assert cfg.trainer.max_actor_ckpt_to_keep == spec.algorithm.keep_checkpoints
         assert cfg.data.seed == spec.seed and cfg.data.train_files == "/run/data/train.parquet"
-        overlong = cfg.reward_model.overlong_buffer if release == "0.4" else cfg.reward.reward_kwargs.overlong_buffer_cfg
+        overlong = (
+            cfg.reward_model.overlong_buffer if release == "0.4" else cfg.reward.reward_kwargs.overlong_buffer_cfg
+        )
         reward_fn = cfg.custom_reward_function if release == "0.4" else cfg.reward.custom_reward_function
         assert overlong.enable == spec.algorithm.overlong.enabled
         assert reward_fn.path == f"/run/{verl.REWARD_FILE}" and reward_fn.name == "compute_score"
@@ -70,7 +72,12 @@ def tiny(tmp_path_factory):
 def _spec_with_local_data(tmp_path: Path, model: Path):
     data = tmp_path / "train.jsonl"
     rows = [
-        {"problem": "What is 2 + 3?", "answer": "5", "kp_list": ["Addition adds.", "Five is 5."], "css_selected": ["Five is 5."]},
+        {
+            "problem": "What is 2 + 3?",
+            "answer": "5",
+            "kp_list": ["Addition adds.", "Five is 5."],
+            "css_selected": ["Five is 5."],
+        },
         {"problem": "What is 4 * 4?", "answer": "16", "kp_list": ["Squares."], "css_selected": []},
     ]
     data.write_text("".join(json.dumps(r) + "\n" for r in rows))
@@ -114,7 +121,7 @@ def test_verls_rlhf_dataset_reads_knowrls_parquet_with_the_hint_prompts(tiny, tm
 
 
 def test_knowrls_reward_through_verls_dapo_reward_manager(tiny, tmp_path, verl_checkout, monkeypatch):
-    """verl loads the compiled custom_reward_function, and its DAPO manager scores a DataProto with the grader's verdicts."""
+    """verl loads the compiled custom_reward_function; its DAPO manager scores a DataProto with the grader's verdicts."""
     import numpy as np
     import torch
     from grading_cases import CASES
@@ -137,8 +144,11 @@ def test_knowrls_reward_through_verls_dapo_reward_manager(tiny, tmp_path, verl_c
     for k, v in launch.runtime_env["env_vars"].items():  # what Ray gives the reward workers
         monkeypatch.setenv(k, v)
     monkeypatch.syspath_prepend(str(Path(launch.runtime_env["py_modules"][0]).parent))
-    cfg = _compose(verl_checkout("0.9"), verl.render_overrides(verl.phase_overrides(p.job("train-p1"), spec, str(run))),
-                   monkeypatch)
+    cfg = _compose(
+        verl_checkout("0.9"),
+        verl.render_overrides(verl.phase_overrides(p.job("train-p1"), spec, str(run))),
+        monkeypatch,
+    )
     compute_score = get_custom_reward_fn(cfg)
     tok = AutoTokenizer.from_pretrained(tiny)
     cases = [c for c in CASES if c[3] != "timeout"]
@@ -152,7 +162,11 @@ def test_knowrls_reward_through_verls_dapo_reward_manager(tiny, tmp_path, verl_c
         responses[i, : len(e)] = torch.tensor(e)
         mask[i, 1 : 1 + len(e)] = 1
     batch = DataProto.from_dict(
-        tensors={"prompts": torch.ones(len(cases), 1, dtype=torch.long), "responses": responses, "attention_mask": mask},
+        tensors={
+            "prompts": torch.ones(len(cases), 1, dtype=torch.long),
+            "responses": responses,
+            "attention_mask": mask,
+        },
         non_tensors={
             "reward_model": np.array([{"ground_truth": c[0]} for c in cases], dtype=object),
             "data_source": np.array(["knowrl/test"] * len(cases), dtype=object),
@@ -160,15 +174,16 @@ def test_knowrls_reward_through_verls_dapo_reward_manager(tiny, tmp_path, verl_c
         },
     )
     off = OmegaConf.create({"enable": False, "len": 0, "penalty_factor": 0.0, "log": False})
-    manager = DAPORewardManager(tok, num_examine=0, compute_score=compute_score, max_resp_len=width,
-                                overlong_buffer_cfg=off)
+    manager = DAPORewardManager(
+        tok, num_examine=0, compute_score=compute_score, max_resp_len=width, overlong_buffer_cfg=off
+    )
     out = manager(batch, return_dict=True)
     scores = out["reward_tensor"].sum(-1).tolist()
     assert scores == [1.0 if c[2] else 0.0 for c in cases]  # the table's verdicts, here beside Hydra's antlr 4.9
 
 
 def test_beside_hydras_antlr_the_grader_refuses_without_its_site(tmp_path, monkeypatch):
-    """Finding 14: with antlr4 4.9.3 (Hydra's pin), math-verify's parser grades `\\boxed{0.5}` vs `50\\%` differently."""
+    """Finding 14: beside Hydra's antlr4 4.9.3, math-verify grades `\\boxed{0.5}` vs `50\\%` differently."""
     from grading_cases import CASES
 
     from knowrl import KnowrlError
@@ -242,3 +257,25 @@ def test_verls_merger_turns_fsdp_shards_into_the_folder_eval_loads(tiny, tmp_pat
     for (name, a), (_, b) in zip(original.state_dict().items(), merged.state_dict().items(), strict=True):
         assert torch.equal(a.to(torch.bfloat16), b.to(torch.bfloat16)), name  # the merger may save bf16
     assert AutoTokenizer.from_pretrained(run / export.outputs["model"]).chat_template
+
+
+def test_training_metrics_come_back_from_the_backends_tensorboard_files(tmp_path):
+    """13: what verl and NeMo-RL log through torch's SummaryWriter becomes the job's metrics.parquet."""
+    import pyarrow.parquet as pq
+    from torch.utils.tensorboard import SummaryWriter
+
+    from knowrl.runtime._backend_metrics import collect
+
+    job = tmp_path / "train-p1"
+    w = SummaryWriter(log_dir=str(job / "tensorboard"))
+    for step in (1, 2):
+        w.add_scalar("critic/score/mean", 0.25 * step, step)
+        w.add_scalar("actor/entropy", 1.5, step, new_style=True)  # the tensor-valued summary form
+    w.close()
+    assert collect(job, "verl", phase=1) == 8
+    rows = {(r["step"], r["name"]): r["value"] for r in pq.read_table(job / "metrics.parquet").to_pylist()}
+    assert rows[(2, "train/reward")] == 0.5 and rows[(1, "verl/critic/score/mean")] == 0.25
+    assert rows[(1, "train/entropy")] == 1.5
+    (event,) = (job / "tensorboard").glob("events.out.tfevents.*")
+    event.write_bytes(event.read_bytes()[:-7])  # a writer killed mid-record: the torn record is dropped
+    assert collect(job, "verl", phase=1) == 6
