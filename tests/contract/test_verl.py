@@ -121,7 +121,7 @@ def test_verls_rlhf_dataset_reads_knowrls_parquet_with_the_hint_prompts(tiny, tm
 
 
 def test_knowrls_reward_through_verls_dapo_reward_manager(tiny, tmp_path, verl_checkout, monkeypatch):
-    """verl loads the compiled custom_reward_function; its DAPO manager scores a DataProto with the grader's verdicts."""
+    """verl loads the compiled reward function; its DAPO manager scores a DataProto with the grader's verdicts."""
     import numpy as np
     import torch
     from grading_cases import CASES
