@@ -148,3 +148,49 @@ def test_compile_writes_a_self_contained_run_directory(tmp_path, write):
         script = (folder / "launch.sh").read_text()
         assert str(folder.absolute()) in script and "$RUN_DIR" not in script
         assert "export-final" in {q["job"] for q in requests}
+
+
+def test_an_embedded_backend_run_never_trains_with_trl_in_its_place(tmp_path, monkeypatch):
+    """12: a verl spec either runs verl's command or stops, naming what is missing."""
+    from knowrl.runtime import _jobs
+    from knowrl.runtime._engine import check_backend_here
+
+    spec, p, phases = _phases("verl", "resources.backend_dir=/nonexistent/verl")
+    with pytest.raises(KnowrlError, match="cannot run on this machine: missing a verl checkout at /nonexistent/verl"):
+        check_backend_here(spec, p)
+    called = []
+    monkeypatch.setattr(_jobs, "run_backend_command", lambda s, j, r: called.append(j.id) or {"exit_code": 0})
+    monkeypatch.setattr("knowrl.runtime._local_train.train_phase", lambda *a: pytest.fail("TRL ran for verl"))
+    _jobs.run_train(spec, phases[0], tmp_path)
+    assert called == ["train-p1"]
+
+
+def test_transient_jobs_api_answers_are_retried_within_a_bound():
+    from knowrl.runtime._cluster import call
+
+    answers = iter([RuntimeError("500: No available agent to submit job, please try again later")] * 2 + ["ok"])
+
+    def flaky():
+        a = next(answers)
+        if isinstance(a, Exception):
+            raise a
+        return a
+
+    assert call(flaky, "asking", pause_s=0) == "ok"
+    assert (
+        call(
+            lambda: (_ for _ in ()).throw(RuntimeError("Job with submission_id x already exists")),
+            "submitting x",
+            pause_s=0,
+        )
+        is None
+    )  # a retried submission that went through the first time
+    with pytest.raises(KnowrlError, match="kept answering"):
+        call(
+            lambda: (_ for _ in ()).throw(RuntimeError("No available agent to submit job")),
+            "asking",
+            timeout_s=0.05,
+            pause_s=0.01,
+        )
+    with pytest.raises(ValueError):  # anything else is not retried
+        call(lambda: (_ for _ in ()).throw(ValueError("bad")), "asking", pause_s=0)
