@@ -88,7 +88,6 @@ def test_nemo_rl_loads_the_compiled_file_with_its_file_path_defaults(tmp_path):
 
 
 def test_knowrls_nemo_rl_environment_keeps_the_step_contract():
-    pytest.importorskip("torch")  # the `local` extra; NeMo-RL always has it
     from grading_cases import CASES
 
     from knowrl.backends import nemo_rl_env
