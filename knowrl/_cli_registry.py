@@ -71,28 +71,44 @@ def ingest(
 
 @query_app.command("query")
 def query(
-    sql: Annotated[str, typer.Argument(help="A read-only SQL query.")],
+    sql: Annotated[str, typer.Argument(help="One read-only SQL statement.")],
     registry: RegistryOpt = DEFAULT_REGISTRY,
     fmt: FormatOpt = "table",
+    allow_files: Annotated[
+        bool, typer.Option("--allow-files", help="Let the query read files and URLs (read_parquet on your own data).")
+    ] = False,
 ) -> None:
-    """Run read-only SQL against the registry (tables, plus views latest_scores, training_curves, reward_sparsity)."""
+    """Run read-only SQL against the registry (tables, plus views latest_scores, training_curves, reward_sparsity).
+
+    The query sees the registry and nothing else: no files, no network, unless --allow-files."""
     import duckdb
 
     from knowrl.registry import reader
 
     try:
-        kinds = {st.type.name for st in duckdb.extract_statements(sql)}
+        statements = duckdb.extract_statements(sql)
     except duckdb.Error as e:
         raise KnowrlError(f"cannot parse the query: {str(e).splitlines()[0]}") from None
+    if len(statements) > 1:
+        raise KnowrlError(
+            f"`knowrl query` runs one statement; this has {len(statements)}",
+            hint="run them one at a time, or combine them with UNION ALL / a CTE",
+        )
+    kinds = {st.type.name for st in statements}
     if not kinds or not kinds <= {"SELECT", "EXPLAIN"}:
         writes = ", ".join(sorted(kinds - {"SELECT", "EXPLAIN"})) or "empty"
         raise KnowrlError(
             f"`knowrl query` is read-only; refused a {writes} statement",
             hint="query with SELECT; data enters through `knowrl ingest`",
         )
-    with reader(registry) as con:
+    with reader(registry, sandbox=not allow_files) as con:
         try:
             cur = con.execute(sql)
+        except duckdb.PermissionException as e:
+            raise KnowrlError(
+                f"`knowrl query` reads only the registry: {str(e).splitlines()[0]}",
+                hint="pass --allow-files to read your own files (read_parquet, read_csv)",
+            ) from None
         except duckdb.Error as e:
             msg = str(e).splitlines()[0]
             if "read-only" in msg.lower():
@@ -119,14 +135,23 @@ def compare(
     registry: RegistryOpt = DEFAULT_REGISTRY,
     fmt: FormatOpt = "table",
 ) -> None:
-    """The paper's table: one row per (run, hint mode), benchmarks as columns, unweighted Avg. and mean #KP."""
+    """The paper's table: one row per (run, hint mode), benchmarks as columns, unweighted Avg. and mean #KP.
+
+    Each benchmark says how many problems x samples its avg@N rests on; a cell is starred only when it beats
+    every other in its column by more than noise. JSON and CSV carry the numbers at full precision."""
     from knowrl.registry import reader
     from knowrl.registry._compare import BENCHMARKS, measured_rows, paired_bootstrap, reference_rows
 
     modes = [m.strip() for m in hint_mode.split(",")] if hint_mode else None
+    if with_reference:
+        _ensure_reference(registry)
     with reader(registry) as con:
         if diff:
             d = paired_bootstrap(con, diff[0], diff[1], (modes or ["none"])[0])
+            if fmt in ("json", "csv"):
+                rows = [[b, v, None, None] for b, v in d["deltas"].items()] + [["Avg.", d["avg_delta"], *d["ci95"]]]
+                emit(["benchmark", "delta", "ci95_low", "ci95_high"], rows, fmt)
+                return
             rows = [[b, f"{v:+.2f}"] for b, v in d["deltas"].items()]
             rows.append(
                 [
@@ -144,28 +169,87 @@ def compare(
         raise KnowrlError("nothing to compare", hint="ingest runs with eval results, or add --with-reference")
     benches = [b for b in BENCHMARKS if any(b in r.values for r in rows)]
     benches += sorted({b for r in rows for b in r.values} - set(benches))
-    best = {b: max((r.values.get(b, float("-inf")) for r in rows), default=None) for b in [*benches, "Avg."]}
-    best["Avg."] = max(r.avg for r in rows if r.avg is not None)
-    header = ["run", "hint mode", *benches, "Avg.", "published Avg.", "mean #KP"]
+    if fmt in ("json", "csv"):
+        header = ["run", "hint_mode", "oracle_assisted", *benches, "avg", "published_avg", "mean_kps"]
+        out = [
+            [r.label, r.hint_mode, r.oracle, *(r.values.get(b) for b in benches), r.avg, r.published_avg, r.mean_kps]
+            for r in rows
+        ]
+        if fmt == "json":  # with the counts each number rests on
+            records = [dict(zip(header, o, strict=True)) | {"counts": r.counts} for o, r in zip(out, rows, strict=True)]
+            typer.echo(json.dumps(records, indent=2))
+        else:
+            emit(header, out, fmt)
+        return
+    starred, caption = _stars(rows, benches)
+    counts = {b: {r.counts[b] for r in rows if b in r.counts} for b in benches}
+
+    def head(b: str) -> str:  # one count for the whole column goes in its header, else in every cell
+        return f"{b} ({'x'.join(map(str, next(iter(counts[b]))))})" if len(counts[b]) == 1 else b
+
+    header = ["run", "hint mode", *map(head, benches), "Avg.", "published Avg.", "mean #KP"]
+
+    def cell(i: int, r, b: str, v: float | None) -> str:
+        text = _fmt(v)
+        if v is not None and len(counts.get(b, ())) > 1 and b in r.counts:
+            text += f" ({r.counts[b][0]}x{r.counts[b][1]})"
+        return f"*{text}" if (b, i) in starred else text
+
     out = []
-    for r in rows:
-
-        def cell(b, v):
-            s = _fmt(v)
-            return f"*{s}" if v is not None and fmt in ("table", "markdown") and abs(v - best[b]) < 1e-9 else s
-
+    for i, r in enumerate(rows):
         mode = f"{r.hint_mode} (oracle-assisted)" if r.oracle else r.hint_mode
         out.append(
             [
                 r.label,
                 mode,
-                *(cell(b, r.values.get(b)) for b in benches),
-                cell("Avg.", r.avg),
+                *(cell(i, r, b, r.values.get(b)) for b in benches),
+                cell(i, r, "Avg.", r.avg),
                 _fmt(r.published_avg),
                 _fmt(r.mean_kps),
             ]
         )
-    emit(header, out, fmt, title="accuracy (%); Avg. = unweighted mean over benchmarks; * = best in column")
+    title = "accuracy (%), avg@N over (problems x samples); Avg. = unweighted mean over benchmarks"
+    emit(header, out, fmt, title=title)
+    typer.echo(caption)
+
+
+def _stars(rows, benches: list[str]) -> tuple[set[tuple[str, int]], str]:
+    """Which measured cells are best in their column beyond noise, and a caption saying what the stars mean."""
+    from knowrl.registry._compare import best_beyond_noise, noise
+
+    starred, tied = set(), []
+    for b in [*benches, "Avg."]:
+        cells = []
+        for i, r in enumerate(rows):
+            if r.source != "measured":
+                continue
+            if b == "Avg.":  # the unweighted mean's SE: the benchmarks' SEs combined
+                ses = [noise(r.values[x], *r.counts[x]) for x in r.values]
+                cells.append((i, r.avg, (sum(se**2 for se in ses) ** 0.5) / len(ses)))
+            elif b in r.values:
+                cells.append((i, r.values[b], noise(r.values[b], *r.counts[b])))
+        if len(cells) < 2:
+            continue
+        top = best_beyond_noise([(v, se) for _, v, se in cells])
+        if top is None:
+            tied.append(b)
+        else:
+            starred.add((b, cells[top][0]))
+    caption = "* = best in its column by more than noise (1.96 standard errors of the difference)"
+    if tied:
+        caption += f"; no cell stands out beyond noise in: {', '.join(tied)}"
+    return starred, caption
+
+
+def _ensure_reference(registry: str) -> None:
+    """`--with-reference` on a registry without the published tables loads them (saying so) rather than add nothing."""
+    from knowrl.registry import load_reference, reader
+
+    with reader(registry) as con:
+        loaded = con.execute("SELECT count(*) FROM reference_results").fetchone()[0]
+    if not loaded:
+        n = load_reference(registry, REFERENCE)
+        typer.echo(f"loaded the published tables ({n} rows from {REFERENCE.name}) into {registry}", err=True)
 
 
 @runs_app.command("runs")

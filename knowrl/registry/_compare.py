@@ -10,7 +10,7 @@ published Avg.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from knowrl.spec import KNOWRL8
 
@@ -29,6 +29,29 @@ class Row:
     published_avg: float | None = None
     run_id: str | None = None
     """The measured run the row comes from (None for published rows)."""
+    counts: dict[str, tuple[int, int]] = field(default_factory=dict)
+    """Per benchmark: (problems, samples per problem) behind the avg@N (measured rows only)."""
+
+
+def noise(acc: float, problems: int, samples: int) -> float:
+    """Standard error (in points) of an avg@N cell, Agresti-Coull over its problems x samples.
+
+    Smoothed so that 0% and 100% still carry their uncertainty: 0 of 32 is not
+    certainly 0.
+    """
+    n = problems * samples
+    p = (acc / 100 * n + 2) / (n + 4)
+    return 100 * (p * (1 - p) / (n + 4)) ** 0.5
+
+
+def best_beyond_noise(cells: list[tuple[float, float]]) -> int | None:
+    """Index of the cell (value, standard error) that beats every other by more than 1.96 SE of the difference."""
+    if len(cells) < 2:
+        return None
+    top = max(range(len(cells)), key=lambda i: cells[i][0])
+    v, se = cells[top]
+    clear = all(v - w > 1.96 * (se**2 + e**2) ** 0.5 for i, (w, e) in enumerate(cells) if i != top)
+    return top if clear else None
 
 
 def resolve_runs(con, names: list[str] | None) -> list[tuple[str, str]]:
@@ -57,23 +80,24 @@ def measured_rows(
         """
         WITH per_problem AS (
             SELECT run_id, checkpoint, benchmark, hint_mode, problem_id,
-                   avg(correct::DOUBLE) AS acc, any_value(kps) AS kps
+                   avg(correct::DOUBLE) AS acc, any_value(kps) AS kps, count(*) AS n
             FROM eval_samples WHERE run_id IN (SELECT unnest(?))
             GROUP BY ALL)
-        SELECT run_id, checkpoint, benchmark, hint_mode, avg(acc), avg(kps)
+        SELECT run_id, checkpoint, benchmark, hint_mode, avg(acc), avg(kps), count(*), min(n)
         FROM per_problem GROUP BY ALL
         """,
         [ids],
     ).fetchall()
     by: dict[tuple, dict] = {}
-    for run_id, ckpt, bench, mode, acc, kps in data:
+    for run_id, ckpt, bench, mode, acc, kps, problems, samples in data:
         if checkpoint and ckpt != checkpoint:
             continue
         if hint_modes and mode not in hint_modes:
             continue
-        entry = by.setdefault((run_id, ckpt, mode), {"values": {}, "kps": []})
+        entry = by.setdefault((run_id, ckpt, mode), {"values": {}, "kps": [], "counts": {}})
         entry["values"][bench] = 100 * acc
         entry["kps"].append(kps)
+        entry["counts"][bench] = (problems, samples)
     rows = []
     for (run_id, ckpt, mode), e in sorted(by.items(), key=lambda kv: (ids.index(kv[0][0]), kv[0][1], kv[0][2])):
         vals = e["values"]
@@ -87,6 +111,7 @@ def measured_rows(
                 "measured",
                 mode.startswith("select:"),
                 run_id=run_id,
+                counts=e["counts"],
             )
         )
     return rows

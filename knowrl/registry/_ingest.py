@@ -13,7 +13,7 @@ from pathlib import Path
 
 from knowrl._errors import KnowrlError
 from knowrl.registry._db import writer
-from knowrl.runtime._layout import read_json
+from knowrl.runtime._layout import job_status, read_json
 
 TABLES_BY_JOB = ("metrics", "eval_samples", "eval_scores", "kp_selections")
 
@@ -32,6 +32,8 @@ def run_status(statuses: list[str]) -> str:
         return "failed"
     if any(s == "running" for s in statuses):
         return "running"
+    if any(s in ("interrupted", "unknown") for s in statuses):
+        return "interrupted"
     if all(s == "succeeded" for s in statuses):
         return "done"
     return "cancelled" if any(s == "cancelled" for s in statuses) else "pending"
@@ -40,50 +42,59 @@ def run_status(statuses: list[str]) -> str:
 def ingest(
     registry: str | Path, run_dirs: list[str | Path], *, timeout_s: float = 60.0, only_jobs: set[str] | None = None
 ) -> IngestReport:
-    """Ingest run directories (all their jobs, or `only_jobs`); the run row is refreshed either way."""
+    """Ingest run directories (all their jobs, or `only_jobs`); the run row is refreshed either way.
+
+    The write connection is held for one job's transaction at a time, so
+    readers (`knowrl runs`, `compare`) get in between the jobs of a long ingest.
+    A job whose status.json is damaged keeps what the registry already has.
+    """
     report = IngestReport()
-    with writer(registry, timeout_s=timeout_s) as con:
-        for run in map(Path, run_dirs):
-            manifest_file = run / "manifest.json"
-            if not manifest_file.exists():
-                raise KnowrlError(
-                    f"{run} is not a run directory (no manifest.json)", hint="runs live under <storage>/runs/<run id>/"
-                )
-            m = read_json(manifest_file)
-            statuses = []
-            for status_file in sorted(run.glob("*/status.json")):
-                status = read_json(status_file)
-                statuses.append(status["status"])
-                if only_jobs is not None and status["job_id"] not in only_jobs:
-                    continue
-                counts = _ingest_job(con, m["run_id"], status, status_file.parent, m)
-                report.jobs += 1
-                for k, v in counts.items():
-                    report.rows[k] = report.rows.get(k, 0) + v
-            con.execute("BEGIN TRANSACTION")
-            con.execute("DELETE FROM runs WHERE run_id = ?", [m["run_id"]])
-            con.execute(
-                "INSERT INTO runs (run_id, spec_hash, sweep_id, name, status, spec, git_sha, git_dirty, versions, host,"
-                " created_at, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [
-                    m["run_id"],
-                    m["spec_hash"],
-                    m.get("sweep_id"),
-                    m["name"],
-                    run_status(statuses),
-                    json.dumps(m["spec"]),
-                    m.get("git_sha"),
-                    m.get("git_dirty"),
-                    json.dumps(m.get("versions", {})),
-                    m.get("host"),
-                    m.get("created_at"),
-                    m.get("started_at"),
-                    m.get("finished_at"),
-                ],
+    for run in map(Path, run_dirs):
+        if not (run / "manifest.json").exists():
+            raise KnowrlError(
+                f"{run} is not a run directory (no manifest.json)", hint="runs live under <storage>/runs/<run id>/"
             )
-            con.execute("COMMIT")
-            report.runs += 1
+        m = read_json(run / "manifest.json")
+        statuses = []
+        for status_file in sorted(run.glob("*/status.json")):
+            status = job_status(run, status_file.parent.name)
+            statuses.append(status["status"])
+            if status["status"] == "unknown" or (only_jobs is not None and status["job_id"] not in only_jobs):
+                continue
+            with writer(registry, timeout_s=timeout_s) as con:
+                counts = _ingest_job(con, m["run_id"], status, status_file.parent, m)
+            report.jobs += 1
+            for k, v in counts.items():
+                report.rows[k] = report.rows.get(k, 0) + v
+        with writer(registry, timeout_s=timeout_s) as con:
+            _write_run(con, m, run_status(statuses))
+        report.runs += 1
     return report
+
+
+def _write_run(con, m: dict, status: str) -> None:
+    con.execute("BEGIN TRANSACTION")
+    con.execute("DELETE FROM runs WHERE run_id = ?", [m["run_id"]])
+    con.execute(
+        "INSERT INTO runs (run_id, spec_hash, sweep_id, name, status, spec, git_sha, git_dirty, versions, host,"
+        " created_at, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            m["run_id"],
+            m["spec_hash"],
+            m.get("sweep_id"),
+            m["name"],
+            status,
+            json.dumps(m["spec"]),
+            m.get("git_sha"),
+            m.get("git_dirty"),
+            json.dumps(m.get("versions", {})),
+            m.get("host"),
+            m.get("created_at"),
+            m.get("started_at"),
+            m.get("finished_at"),
+        ],
+    )
+    con.execute("COMMIT")
 
 
 def _ingest_job(con, run_id: str, status: dict, job_dir: Path, manifest: dict) -> dict[str, int]:
@@ -112,11 +123,28 @@ def _ingest_job(con, run_id: str, status: dict, job_dir: Path, manifest: dict) -
         )
         if status["status"] == "succeeded":
             counts = _artifacts(con, run_id, job_id, kind, params, job_dir)
+        else:  # what an unfinished job logged so far: an interrupted phase's curve stays visible
+            counts = _partial_metrics(con, run_id, job_id, job_dir)
         con.execute("COMMIT")
     except BaseException:
         con.execute("ROLLBACK")
         raise
     return counts
+
+
+def _partial_metrics(con, run_id: str, job_id: str, job_dir: Path) -> dict[str, int]:
+    import pyarrow as pa
+
+    from knowrl.runtime._layout import MetricLog
+
+    rows = MetricLog(job_dir / "metrics.jsonl").read()
+    if not rows:
+        return {}
+    table = pa.Table.from_pylist(  # noqa: F841 -- read by name in the SQL below
+        [{"step": r["step"], "name": r["name"], "value": r["value"], "context": r.get("context")} for r in rows]
+    )
+    con.execute("INSERT INTO metrics SELECT ?, ?, step, name, value, context FROM table", [run_id, job_id])
+    return {"metrics": len(rows)}
 
 
 def _artifacts(con, run_id: str, job_id: str, kind: str, params: dict, job_dir: Path) -> dict[str, int]:
