@@ -176,3 +176,35 @@ def test_cli_debug_shows_the_traceback(write):
 def test_cli_missing_spec_file(tmp_path):
     r = run_cli("validate", str(tmp_path / "nope.yaml"))
     assert r.returncode == 2 and "spec file not found" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_alias_bomb_is_refused_at_once_and_located(write):
+    import time
+
+    levels = ['a: &a ["x", "x", "x", "x", "x", "x", "x", "x", "x"]']
+    for prev, name in zip("abcdefgh", "bcdefghi", strict=True):
+        levels.append(f"{name}: &{name} [{', '.join([f'*{prev}'] * 9)}]")
+    path = write("bomb.yaml", MINIMAL + "\n".join(levels) + "\n")  # 9**9 values from ~400 bytes
+    t0 = time.perf_counter()
+    p = one(path)
+    assert time.perf_counter() - t0 < 5  # it never expands the document (28 s and 3 GB before)
+    assert "alias bomb" in p.message and p.where.startswith(f"{path}:")
+    ok = write("ok.yaml", MINIMAL + "tags: &t [a, b]\ndescription: fine\n")
+    assert load_spec(ok).tags == ["a", "b"]  # ordinary aliases still work
+
+
+@pytest.mark.parametrize("key", ["seed", "hints.seed", "sweep.random.seed"])
+def test_seeds_a_backend_rejects_are_rejected_at_validate(write, key):
+    extra = {
+        "seed": "seed: -1\n",
+        "hints.seed": "hints: {strategy: random, seed: 4294967296}\n",
+        "sweep.random.seed": "sweep: {random: {n: 2, seed: -3, params: {seed: {choices: [1, 2]}}}}\n",
+    }[key]
+    p = one(write("s.yaml", MINIMAL + extra))
+    assert p.key == key and "equal to" in p.message
+
+
+def test_an_unknown_override_key_is_blamed_on_the_command_line(write):
+    path = write("s.yaml", MINIMAL)
+    p = one(path, ["seed=3", "foo.bar=1"])
+    assert p.key == "foo" and p.where == "override #2 'foo.bar=1'"

@@ -23,6 +23,8 @@ Probability = Annotated[float, Field(gt=0.0, lt=1.0)]
 
 PositiveInt = Annotated[int, Field(gt=0)]
 NonNegFloat = Annotated[float, Field(ge=0.0)]
+Seed = Annotated[int, Field(ge=0, le=2**32 - 1)]
+"""What every seeding call accepts (numpy, torch, TRL, vLLM): a non-negative 32-bit integer."""
 
 DEFAULT_PROMPT_SUFFIX = "Please reason step by step, and put your final answer within \\boxed{}."
 """The answer-format instruction KnowRL appends to every prompt."""

@@ -5,7 +5,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, field_validator, model_validator
 
 from knowrl.spec._algorithm import AlgorithmSpec
-from knowrl.spec._base import PositiveInt, SpecModel, raise_issues
+from knowrl.spec._base import PositiveInt, Seed, SpecModel, raise_issues
 from knowrl.spec._data import DataSpec, ModelSpec
 from knowrl.spec._eval import EvalSpec
 from knowrl.spec._hints import HintsSpec, NoHints
@@ -78,8 +78,11 @@ class ResourcesSpec(SpecModel):
             object.__setattr__(self, "backend_version", releases[0])
         elif self.backend_version not in releases:
             issues.append(
-                ("backend_version", f"{self.backend} release '{self.backend_version}' is not supported; use one of "
-                 f"{', '.join(releases)}")
+                (
+                    "backend_version",
+                    f"{self.backend} release '{self.backend_version}' is not supported; use one of "
+                    f"{', '.join(releases)}",
+                )
             )
         raise_issues(issues)
         return self
@@ -136,7 +139,7 @@ class RandomAxes(SpecModel):
 
     n: PositiveInt
     """Number of points."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the draw."""
     params: dict[str, RangeAxis | ChoiceAxis] = Field(min_length=1)
     """Dotted key -> range or choices."""
@@ -165,7 +168,7 @@ class ExperimentSpec(SpecModel):
     """Free text; not part of the spec hash."""
     tags: list[str] = Field(default_factory=list)
     """Labels for filtering runs; not part of the spec hash."""
-    seed: int = 42
+    seed: Seed = 42
     """Global seed (data order, sampling, initialisation)."""
     model: ModelSpec
     """The policy model."""

@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 
-from knowrl.spec._base import GenerationSampling, PositiveInt, SpecModel
+from knowrl.spec._base import GenerationSampling, PositiveInt, Seed, SpecModel
 
 Strategy = Literal["none", "all", "random", "max_score", "s_loo", "t_loo", "cbrs", "css"]
 STRATEGIES: tuple[str, ...] = Strategy.__args__  # type: ignore[attr-defined]
@@ -47,7 +47,7 @@ class _Scored(_HintsBase):
     With the transformers generator, which seeds per batch, results then depend on how problems interleave."""
     sampling: GenerationSampling = Field(default_factory=GenerationSampling)
     """Sampling of the scoring rollouts."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the scoring rollouts."""
 
     @model_validator(mode="after")
@@ -83,7 +83,7 @@ class RandomHints(_HintsBase):
     """Exactly this many KPs (capped by the list length)."""
     match_mean: Annotated[float, Field(gt=0.0)] | None = None
     """Draw sizes so the mean #KP matches this value (the paper matches CSS: 2.53)."""
-    seed: int = 0
+    seed: Seed = 0
     """Seed of the draw."""
 
     @model_validator(mode="after")

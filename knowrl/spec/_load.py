@@ -259,8 +259,12 @@ def _string_leaves(tree: Any, prefix: str) -> list[str]:
 
 
 def where_of(key: str, locations: Locations) -> str | None:
-    """The location of `key`, or of its nearest ancestor that has one."""
+    """The location of `key`, else of a key inside it (an override `foo.bar=1` creates `foo`), else of its nearest
+    ancestor that has one."""
     key = key.replace("[", ".").replace("]", "")
+    inside = next((at for k, at in locations.items() if k.startswith(key + ".")), None)
+    if key not in locations and inside:
+        return inside
     parts = key.split(".")
     while parts:
         at = locations.get(".".join(parts))

@@ -33,6 +33,9 @@ class _Loader(getattr(yaml, "CSafeLoader", yaml.SafeLoader)):  # type: ignore[mi
 
 _Loader.add_implicit_resolver("tag:yaml.org,2002:float", _FLOAT_12, list("-+0123456789."))
 
+MAX_EXPANDED_NODES = 100_000
+"""A spec is a few hundred nodes; aliases may repeat parts, but not expand it past this ("billion laughs")."""
+
 Locations = dict[str, str]
 """Dotted key -> `file:line` of the YAML (or override) that set it."""
 
@@ -42,6 +45,9 @@ def parse_yaml(text: str, where: str) -> tuple[Any, Locations, list[SpecIssue]]:
     loader = _Loader(text)
     try:
         node = loader.get_single_node()
+        bomb = _alias_bomb(node, where) if node is not None else None
+        if bomb:
+            return None, {}, [bomb]
         data = loader.construct_document(node) if node is not None else None
     except yaml.MarkedYAMLError as e:
         mark = e.problem_mark or e.context_mark
@@ -68,6 +74,45 @@ def parse_yaml(text: str, where: str) -> tuple[Any, Locations, list[SpecIssue]]:
     if node is not None:
         _walk(node, "", where, locations, problems)
     return data, locations, problems
+
+
+def _alias_bomb(root: yaml.Node, where: str) -> SpecIssue | None:
+    """A located issue when aliases expand the document past MAX_EXPANDED_NODES, counted without expanding it.
+
+    PyYAML shares an aliased node rather than copying it, so composing is cheap;
+    it is every later walk over the expanded tree that is exponential.
+    """
+    sizes: dict[int, int] = {}
+    order: list[yaml.Node] = []  # children before parents, each node once
+    stack, seen = [(root, False)], set()
+    while stack:
+        node, children_done = stack.pop()
+        if children_done:
+            order.append(node)
+            continue
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        stack.append((node, True))
+        for child in _children(node):
+            if id(child) not in seen:
+                stack.append((child, False))
+    for node in order:
+        sizes[id(node)] = min(MAX_EXPANDED_NODES + 1, 1 + sum(sizes.get(id(c), 1) for c in _children(node)))
+        if sizes[id(node)] > MAX_EXPANDED_NODES:
+            return SpecIssue(
+                "",
+                f"aliases expand this document past {MAX_EXPANDED_NODES:,} values (an alias bomb?)",
+                where=f"{where}:{node.start_mark.line + 1}",
+                hint="a spec needs few aliases; use `extends` or `${...}` interpolation to share settings",
+            )
+    return None
+
+
+def _children(node: yaml.Node) -> list[yaml.Node]:
+    if isinstance(node, yaml.MappingNode):
+        return [n for pair in node.value for n in pair]
+    return list(node.value) if isinstance(node, yaml.SequenceNode) else []
 
 
 def _walk(node: yaml.Node, prefix: str, where: str, out: Locations, problems: list[SpecIssue]) -> None:
