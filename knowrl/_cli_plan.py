@@ -37,13 +37,14 @@ def _assumptions(pairs: list[str] | None) -> dict:
 
 def print_plan(p, spec) -> None:
     from rich.console import Console
-    from rich.table import Table
+    from rich.table import Column, Table
 
     from knowrl.backends import get_backend
+    from knowrl.plan._inputs import describe_inputs
 
     console = Console()
     table = Table(
-        "job",
+        Column("job", no_wrap=True, min_width=max((len(j.id) for j in p.jobs), default=3)),  # ids stay whole
         "kind",
         "depends on",
         "resources",
@@ -70,6 +71,9 @@ def print_plan(p, spec) -> None:
         f"on the whole cluster)"
     )
     console.print("assumptions: " + ", ".join(f"{k}={v:g}" for k, v in p.assumptions.items()))
+    console.print("inputs (part of the run id):")
+    for what, line in describe_inputs(p.inputs).items():
+        console.print(f"  {what:20} {line}", highlight=False, soft_wrap=True)
     for note in get_backend(p.backend).approximations(spec):
         console.print(f"[yellow]approximation[/]: {note}")
 

@@ -105,13 +105,25 @@ def show(
     resolved: Annotated[bool, typer.Option("--resolved", help="The fully resolved spec as YAML (default).")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="The fully resolved spec as JSON.")] = False,
     hash_only: Annotated[bool, typer.Option("--hash", help="Only the spec hash.")] = False,
+    inputs: Annotated[
+        bool, typer.Option("--inputs", help="The fingerprints of the data and model it reads, and the run id.")
+    ] = False,
 ) -> None:
-    """Print a spec with every default filled in, or its hash."""
+    """Print a spec with every default filled in, its hash, or the inputs that make its run id."""
     from knowrl.spec import load_spec, spec_hash
 
     s = load_spec(spec, overrides or [])
     if hash_only:
         typer.echo(spec_hash(s))
+        return
+    if inputs:
+        from knowrl.plan import plan
+        from knowrl.plan._inputs import describe_inputs
+
+        p = plan(s)
+        typer.echo(f"run {p.run_id} = spec {p.spec_hash[:12]} + the fingerprints of:")
+        for what, line in describe_inputs(p.inputs).items():
+            typer.echo(f"  {what:20} {line}")
         return
     data = s.model_dump(mode="json")
     if as_json:

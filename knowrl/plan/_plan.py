@@ -11,11 +11,14 @@
   tensor-parallel group) each, packed onto the cluster; it loads the exported
   folder, never raw shards.
 Paths are relative to the run directory; job ids are stable, so a re-plan of
-the same spec yields the same jobs.
+the same spec yields the same jobs. The run id is the spec hash joined with the
+fingerprints of the data and model the run reads: the same spec on changed
+inputs is a new run.
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 from dataclasses import asdict, dataclass, field
 
@@ -66,11 +69,13 @@ class Plan:
     phases: list[dict]
     assumptions: dict
     cluster: dict
+    inputs: dict = field(default_factory=dict)
+    """Fingerprints of the data and model the run reads (`knowrl.plan._inputs`); part of the run id."""
 
     @classmethod
     def from_dict(cls, raw: dict) -> Plan:
         """A plan back from `to_dict` (the copy in a run's manifest)."""
-        fields = {k: raw[k] for k in cls.__dataclass_fields__ if k != "jobs"}
+        fields = {k: raw[k] for k in cls.__dataclass_fields__ if k != "jobs" and k in raw}
         return cls(**fields, jobs=[Job.from_dict(j) for j in raw["jobs"]])
 
     def job(self, job_id: str) -> Job:
@@ -106,6 +111,7 @@ def eval_benchmarks(spec) -> list[tuple[str, int, int | None]]:
 def plan(spec, assumptions: dict | None = None) -> Plan:
     """Resolve a validated spec into its job DAG; a plan that cannot fit the cluster is an error."""
     from knowrl.backends import get_backend
+    from knowrl.plan._inputs import fingerprint_inputs, inputs_digest
     from knowrl.spec import spec_hash
 
     if spec.sweep is not None:
@@ -216,7 +222,9 @@ def plan(spec, assumptions: dict | None = None) -> Plan:
                         )
                     )
     cluster = {"nodes": r.nodes, "gpus_per_node": r.gpus_per_node, "gpu_type": r.gpu_type, "backend": r.backend}
-    return Plan(h[:12], h, r.backend, jobs, phases, a.model_dump(), cluster)
+    inputs = fingerprint_inputs(spec)
+    run_id = hashlib.sha256(f"{h}:{inputs_digest(inputs)}".encode()).hexdigest()[:12]
+    return Plan(run_id, h, r.backend, jobs, phases, a.model_dump(), cluster, inputs)
 
 
 def _checkpoint(spec, ckpt, train_jobs: list[Job], backend) -> tuple[str | None, str]:
