@@ -32,9 +32,14 @@ $(VERL)/.installed: pyproject.toml constraints/verl.txt
 	$(VERL)/bin/pip install --quiet --no-deps --target $(VERL)/grading-site antlr4-python3-runtime==4.13.2
 	touch $@
 
-quickstart: setup
-	$(BIN)/knowrl model tiny --out .knowrl/models/tiny-qwen2
+TINY := .knowrl/models/tiny-qwen2
+
+quickstart: setup $(TINY)/config.json
 	$(BIN)/knowrl run experiments/quickstart.yaml
+
+# Built once: a second build is byte-identical (the run id holds), but costs seconds on every quickstart.
+$(TINY)/config.json: | $(VENV)/.installed-$(EXTRAS)
+	$(BIN)/knowrl model tiny --out $(TINY)
 
 lint: setup
 	$(BIN)/ruff check knowrl tests bench

@@ -280,12 +280,17 @@ def runs(registry: RegistryOpt = DEFAULT_REGISTRY, fmt: FormatOpt = "table") -> 
             name,
             status,
             h[:12],
-            *(f.get(k) for k in differ),
+            *(_value(f.get(k), fmt) for k in differ),
             _fmt(best.get(rid)),
         ]
         for (rid, name, status, h, _), f in zip(data, flat, strict=True)
     ]
     emit(header, rows, fmt)
+
+
+def _value(v, fmt: str):
+    """A spec value as people read it (lists and mappings as JSON, not Python reprs); JSON output keeps it."""
+    return v if fmt == "json" or not isinstance(v, list | dict) else json.dumps(v, separators=(", ", ": "))
 
 
 def _flatten(d, prefix=""):
@@ -310,13 +315,17 @@ def show_run(
     with reader(registry) as con:
         (run_id, name), *_ = resolve_runs(con, [run])
         r = con.execute(
-            "SELECT status, spec_hash, git_sha, git_dirty, created_at, spec->>'$.resources.storage' "
+            "SELECT status, spec_hash, git_sha, git_dirty, created_at, spec->>'$.resources.storage', inputs "
             "FROM runs WHERE run_id = ?",
             [run_id],
         ).fetchone()
         typer.echo(
             f"{name} [{run_id}] {r[0]}  spec {r[1][:12]}  git {r[2] or '-'}{' (dirty)' if r[3] else ''}  created {r[4]}"
         )
+        from knowrl.plan._inputs import describe_inputs
+
+        for what, line in describe_inputs(json.loads(r[6] or "{}")).items():
+            typer.echo(f"  input {what:20} {line}")
         jobs = con.execute(
             "SELECT job_id, kind, status, attempts, started_at, finished_at, error FROM jobs "
             "WHERE run_id = ? ORDER BY job_id",

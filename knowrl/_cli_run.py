@@ -40,52 +40,61 @@ def logs(
     files = [run / job / "job.log"] if job else sorted(run.glob("*/job.log"))
     if not files or not all(f.exists() for f in files):
         raise KnowrlError(f"no log for {job or 'any job'} in {run}", hint="jobs write job.log once they start")
+    from knowrl.runtime._engine import driver_gone
+    from knowrl.runtime._layout import job_status
+
     offsets = {}
     while True:
+        ended = driver_gone(run) or all(job_status(run, f.parent.name)["status"] != "running" for f in files)
         for f in files:
             text = f.read_text(encoding="utf-8", errors="replace")[offsets.get(f, 0) :]
             if text:
                 prefix = "" if job else f"[{f.parent.name}] "
                 typer.echo("".join(prefix + line for line in text.splitlines(keepends=True)), nl=False)
                 offsets[f] = offsets.get(f, 0) + len(text)
-        if not follow:
+        if not follow or ended:  # read once more after the job ended, then stop following
             return
         time.sleep(1)
 
 
 @cancel_app.command("cancel")
 def cancel(
-    run_id: Annotated[str, typer.Argument(help="Run id (or a prefix).")], storage: StorageOpt = ".knowrl"
+    run_id: Annotated[str, typer.Argument(help="Run id (or a prefix).")],
+    storage: StorageOpt = ".knowrl",
+    grace: Annotated[float, typer.Option(help="Seconds to wait at each step before asking harder.")] = 30.0,
 ) -> None:
-    """Stop a run: its cluster jobs, or the local `knowrl run` driving it; finished jobs are kept."""
-    import os
-    import signal
+    """Stop a run: its cluster jobs, or the local `knowrl run` driving it; finished jobs are kept.
 
-    from knowrl.runtime._layout import read_json
+    A local run is asked with SIGINT, then SIGTERM, then SIGKILL, each after `--grace` seconds, and the
+    command returns once the run has stopped."""
+    from knowrl.plan._plan import Plan
+    from knowrl.runtime._layout import job_status, now, read_json, write_status
 
     run = _run_dir(run_id, storage)
     manifest = read_json(run / "manifest.json")
+    jobs = Plan.from_dict(manifest["plan"]).jobs
     if manifest.get("ray_address"):
-        from knowrl.plan._plan import Plan
         from knowrl.runtime._cluster import client
-        from knowrl.runtime._engine import job_status
-        from knowrl.runtime._layout import now, write_status
 
         c = client(manifest["ray_address"])
-        for job in Plan.from_dict(manifest["plan"]).jobs:
+        for job in jobs:
             st = job_status(run, job.id)
             if st.get("active"):
                 c.stop_job(st["submission_id"])
                 write_status(run, job, "cancelled", active=False, finished_at=now(), error="cancelled")
                 typer.echo(f"stopped {job.id} ({st['submission_id']})")
         return
-    from knowrl.runtime._engine import lock_holder
+    from knowrl.runtime._engine import stop_driver
 
-    pid = lock_holder(run)
-    if pid is None:
-        raise KnowrlError(f"run {run.name} is not running", hint=f"`knowrl status {run.name}` shows its jobs")
-    os.kill(pid, signal.SIGINT)
-    typer.echo(f"asked the `knowrl run` driving {run.name} (pid {pid}) to stop; the run stays resumable")
+    how = stop_driver(run, grace)
+    for job in jobs:  # a driver killed outright could not write its jobs' state
+        if job_status(run, job.id)["status"] == "running":
+            write_status(run, job, "cancelled", finished_at=now(), error=f"cancelled (`knowrl cancel`, {how})")
+    cancelled = [j.id for j in jobs if job_status(run, j.id)["status"] == "cancelled"]
+    typer.echo(
+        f"stopped the `knowrl run` driving {run.name} ({how}); cancelled: {', '.join(cancelled) or 'no job'}; "
+        "finished jobs are kept and `knowrl run` resumes it"
+    )
 
 
 @run_app.command("run")
@@ -104,8 +113,19 @@ def run(
             "(skip for an autoscaling cluster that grows on demand).",
         ),
     ] = True,
+    same_inputs: Annotated[
+        bool,
+        typer.Option(
+            "--same-inputs",
+            help="Refuse to start when the data or model changed since this spec's last run (rather than start a "
+            "new run).",
+        ),
+    ] = False,
 ) -> None:
-    """Run a spec: every unfinished job of its plan, on an embedded local Ray or a cluster; resumable."""
+    """Run a spec: every unfinished job of its plan, on an embedded local Ray or a cluster; resumable.
+
+    The run id is the spec hash with the fingerprints of the data and model it reads: the same spec on changed
+    inputs is a new run, and says so."""
     from rich.console import Console
 
     from knowrl.spec import load_spec
@@ -115,6 +135,7 @@ def run(
     from knowrl.plan import plan
 
     p = plan(s)
+    _say_changed_inputs(s, p, console, refuse=same_inputs)
     if dry_run:
         from knowrl._cli_plan import compiled_dir, print_plan, write_compiled
 
@@ -164,25 +185,60 @@ def run(
         raise typer.Exit(1)
 
 
+def _say_changed_inputs(s, p, console, *, refuse: bool) -> None:
+    from knowrl.plan._inputs import earlier_run
+
+    if (Path(s.resources.storage) / "runs" / p.run_id).exists():
+        return  # resuming this run
+    earlier = earlier_run(s.resources.storage, p)
+    if earlier is None:
+        return
+    other, changed = earlier
+    what = ", ".join(f"{k} ({p.inputs[k]['source']})" if k in p.inputs else k for k in changed)
+    if refuse:
+        raise KnowrlError(
+            f"the inputs of {s.name} changed since its run {other}: {what}",
+            hint=f"restore them, or drop --same-inputs to start the new run {p.run_id}",
+        )
+    console.print(f"[yellow]inputs changed since run {other}[/]: {what}; this is a new run, {p.run_id}")
+
+
 @status_app.command("status")
 def status(
     run_id: Annotated[str | None, typer.Argument(help="Run id (default: every run).")] = None,
     storage: Annotated[str, typer.Option(help="Storage root.")] = ".knowrl",
 ) -> None:
-    """Jobs and states of runs, from their run directories."""
-    from knowrl.runtime._layout import read_json
+    """Every planned job of each run and its state, from the run directories (a damaged one is named, not fatal)."""
+    from knowrl._errors import KnowrlError as Error
+    from knowrl.plan._plan import Plan
+    from knowrl.runtime._engine import driver_gone
+    from knowrl.runtime._layout import job_status, read_json
 
-    runs = sorted((Path(storage) / "runs").glob(f"{run_id or ''}*"))
+    runs = sorted(r for r in (Path(storage) / "runs").glob(f"{run_id or ''}*") if r.is_dir())
     if not runs:
         raise KnowrlError(f"no run {run_id or ''} under {storage}/runs")
     for run in runs:
-        m = read_json(run / "manifest.json") if (run / "manifest.json").exists() else {"name": "?"}
-        if m.get("ray_address"):  # a cluster run: reconcile with Ray, submit what became ready, ingest
+        m, planned, trouble = None, [], ""
+        try:
+            m = read_json(run / "manifest.json") if (run / "manifest.json").exists() else None
+            planned = [j.id for j in Plan.from_dict(m["plan"]).jobs] if m else []
+        except (Error, KeyError, TypeError) as e:  # one damaged run never hides the others
+            m, trouble = None, f"  ({getattr(e, 'message', f'manifest.json lacks {e}')})"
+        found = sorted(f.parent.name for f in run.glob("*/status.json"))
+        if m is None and not trouble and not found:
+            typer.echo(f"{run.name}  (not started: no manifest.json)")
+            continue
+        if m and m.get("ray_address"):  # a cluster run: reconcile with Ray, submit what became ready, ingest
             from knowrl.runtime._cluster import follow
 
             follow(run, detach=True, say=typer.echo)
-        typer.echo(f"{run.name}  {m['name']}")
-        for status_file in sorted(run.glob("*/status.json")):
-            st = read_json(status_file)
-            err = f"  {st['error'][:80]}" if st.get("error") else ""
-            typer.echo(f"  {st['job_id']:40} {st['status']:10} attempts {st.get('attempts', 0)}{err}")
+        local = m is not None and not m.get("ray_address")
+        driven = local and not driver_gone(run)
+        typer.echo(f"{run.name}  {m['name'] if m else '?'}" + ("  (running)" if driven else "") + trouble)
+        for job_id in planned + [j for j in found if j not in planned]:
+            st = job_status(run, job_id)
+            state = st["status"]
+            if state == "running" and local and not driven:
+                state, st = "interrupted", {**st, "error": "its `knowrl run` stopped; `knowrl run` runs it again"}
+            err = f"  {st['error'][:160]}" if st.get("error") else ""
+            typer.echo(f"  {job_id:40} {state:11} attempts {st.get('attempts', 0)}{err}")

@@ -42,10 +42,11 @@ def test_schema_creation_and_migration_from_an_older_version(tmp_path):
     con.execute("INSERT INTO runs (run_id, spec_hash, name, status) VALUES ('old', 'h', 'n', 'done')")
     con.close()
     with writer(db) as con:
-        assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == latest() == 3
+        assert con.execute("SELECT max(version) FROM schema_version").fetchone()[0] == latest() == 4
         assert con.execute("SELECT name FROM runs").fetchall() == [("n",)]  # data survives the migration
         con.execute("SELECT * FROM reward_sparsity")  # views from version 2 exist
         con.execute("SELECT * FROM reference_results")  # table from version 3 exists
+        assert con.execute("SELECT inputs FROM runs").fetchall() == [(None,)]  # column from version 4
 
 
 def test_ingest_is_idempotent(two_runs, tmp_path):
@@ -317,3 +318,16 @@ def test_sweep_lists_status_from_the_registry(two_runs, tmp_path, write):
     assert r.returncode == 0, r.stderr
     status = {row["changes"]["seed"]: row["status"] for row in json.loads(r.stdout)}
     assert status == {1: "done", 5: "new"}
+
+
+def test_runs_shows_list_values_as_json_not_python_reprs(tmp_path):
+    storage = tmp_path / "store"
+    a = make_run(tmp_path / "a", name="one", p_correct=0.5, storage=storage, seed=1, modes=("none",), steps=4)
+    b = make_run(tmp_path / "b", name="two", p_correct=0.5, storage=storage, seed=1, modes=("none", "css"), steps=4)
+    db = tmp_path / "r.duckdb"
+    ingest(db, [a, b])
+    table = run_cli("runs", "--registry", str(db), "--format", "csv")
+    assert table.returncode == 0, table.stderr
+    assert '"[""none"", ""css""]"' in table.stdout and "['none'" not in table.stdout
+    as_json = json.loads(run_cli("runs", "--registry", str(db), "--format", "json").stdout)
+    assert {tuple(r["eval.hint_modes"]) for r in as_json} == {("none",), ("none", "css")}

@@ -77,7 +77,7 @@ def _write_run(con, m: dict, status: str) -> None:
     con.execute("DELETE FROM runs WHERE run_id = ?", [m["run_id"]])
     con.execute(
         "INSERT INTO runs (run_id, spec_hash, sweep_id, name, status, spec, git_sha, git_dirty, versions, host,"
-        " created_at, started_at, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " created_at, started_at, finished_at, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             m["run_id"],
             m["spec_hash"],
@@ -92,6 +92,7 @@ def _write_run(con, m: dict, status: str) -> None:
             m.get("created_at"),
             m.get("started_at"),
             m.get("finished_at"),
+            json.dumps(m.get("plan", {}).get("inputs", {})),
         ],
     )
     con.execute("COMMIT")

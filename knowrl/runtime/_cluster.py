@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
-from knowrl.runtime._engine import job_status, lock_run
-from knowrl.runtime._layout import now, read_json, run_path, write_json, write_manifest, write_status
+from knowrl.runtime._engine import lock_run
+from knowrl.runtime._layout import job_status, now, read_json, run_path, write_json, write_manifest, write_status
 
 ACTIVE = ("PENDING", "RUNNING")
 
@@ -44,8 +44,7 @@ def call(fn, what: str, timeout_s: float = 120.0, pause_s: float = 1.0):
             if not any(t in text for t in TRANSIENT) or time.monotonic() > deadline:
                 if any(t in text for t in TRANSIENT):
                     raise KnowrlError(
-                        f"{what}: the Ray Jobs API kept answering '{text.splitlines()[0][:200]}' for "
-                        f"{timeout_s:.0f} s",
+                        f"{what}: the Ray Jobs API kept answering '{text.splitlines()[0][:200]}' for {timeout_s:.0f} s",
                         hint="is the head still starting, or overloaded? `knowrl status RUN` continues later",
                     ) from None
                 raise

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
-from knowrl.runtime._layout import now, read_json, run_path, write_manifest, write_status
+from knowrl.runtime._layout import DamagedFile, job_status, now, read_json, run_path, write_manifest, write_status
 
 
 class RunLocked(KnowrlError):
@@ -56,9 +56,58 @@ def lock_holder(run: Path) -> int | None:
             return int(handle.read() or 0) or None
 
 
-def job_status(run: Path, job_id: str) -> dict:
-    path = run / job_id / "status.json"
-    return read_json(path) if path.exists() else {"status": "pending", "attempts": 0}
+def driver_gone(run: Path) -> bool:
+    """A local run that no `knowrl run` drives (a cluster run's jobs live on without one)."""
+    try:
+        cluster = bool(read_json(run / "manifest.json").get("ray_address"))
+    except (OSError, DamagedFile):
+        cluster = False
+    return not cluster and lock_holder(run) is None
+
+
+def stop_driver(run: Path, grace_s: float = 30.0) -> str:
+    """Stop the `knowrl run` holding the run's lock -- SIGINT, then SIGTERM, then SIGKILL -- and wait until it has.
+
+    Returns what it took, e.g. "SIGTERM, 2.1 s"."""
+    import signal
+
+    pid = lock_holder(run)
+    if pid is None:
+        raise KnowrlError(f"run {run.name} is not running", hint=f"`knowrl status {run.name}` shows its jobs")
+    t0 = time.monotonic()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:  # gone between two looks
+            return f"it had exited, {time.monotonic() - t0:.1f} s"
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline:
+            if lock_holder(run) is None:
+                return f"{sig.name}, {time.monotonic() - t0:.1f} s"
+            time.sleep(0.2)
+    raise KnowrlError(
+        f"the `knowrl run` driving {run.name} (pid {pid}) still holds its lock after SIGKILL",
+        hint=f"a process it started may hold {run / '.lock'}: find it with `fuser {run / '.lock'}`",
+    )
+
+
+def check_inputs_here(spec, p) -> None:
+    """A local run's model folder is one, and every Hub model or dataset it reads is reachable: once, up front.
+
+    Otherwise each job would find out for itself, after its own retries (minutes per job offline)."""
+    from knowrl.generation._transformers import check_local_model
+
+    if not p.jobs:  # nothing will read them
+        return
+    check_local_model(spec.model.path)
+    unreachable = [f"{k} ({v['source']})" for k, v in p.inputs.items() if "revision" in v and v["revision"] is None]
+    if unreachable:
+        raise KnowrlError(
+            "cannot reach " + ", ".join(unreachable) + ": not in the local Hugging Face cache, and the Hub does not "
+            "answer",
+            hint="run once where the Hub is reachable (it is cached then), or point the spec at local files "
+            "(.jsonl or .parquet)",
+        )
 
 
 def check_capacity(p, gpus_available: float) -> None:
@@ -117,32 +166,34 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
     run = run_path(spec.resources.storage, p.run_id)
     lock = lock_run(run)
     try:
+        fresh = not _manifest_readable(run, say)
+        _mark_interrupted(run, p, say)
         statuses = {j.id: job_status(run, j.id)["status"] for j in p.jobs}
-        if (run / "manifest.json").exists() and all(s == "succeeded" for s in statuses.values()):
+        if not fresh and all(s == "succeeded" for s in statuses.values()):
             say(f"run {p.run_id} of {spec.name} is already complete: nothing to do")
+            _after(set(), p, run, spec, None, registry_timeout_s)  # into whichever registry this spec names
             return statuses
-        if spec.resources.backend == "local":  # the model loads on this machine: say so before Ray starts
-            from knowrl.generation._transformers import check_local_model
-
-            check_local_model(spec.model.path)
+        if spec.resources.backend == "local":  # the inputs load on this machine: say so before Ray starts
+            check_inputs_here(spec, p)
         ray = _start_ray(os.cpu_count() or 1)
         tracker = None
         try:
             check_capacity(p, ray.cluster_resources().get("GPU", 0))  # before anything is written or started
             check_backend_here(spec, p)
-            if not (run / "manifest.json").exists():
+            if fresh:
                 write_manifest(run, spec, p)
             tracker = _BackgroundTracker(spec, p, run)
-            statuses = _follow(
-                ray,
-                p,
-                spec,
-                run,
-                statuses,
-                say,
-                lambda jobs: _after(jobs, p, run, spec, tracker, registry_timeout_s),
-                _Bars(console),
-            )
+            with _stop_signals():
+                statuses = _follow(
+                    ray,
+                    p,
+                    spec,
+                    run,
+                    statuses,
+                    say,
+                    lambda jobs: _after(jobs, p, run, spec, tracker, registry_timeout_s),
+                    _Bars(console),
+                )
         finally:
             ray.shutdown()
             if tracker is not None:
@@ -156,12 +207,60 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
                 run.rmdir()
 
 
+def _manifest_readable(run: Path, say) -> bool:
+    """Whether the run already has a manifest; a damaged one is moved aside (kept) and written again."""
+    path = run / "manifest.json"
+    if not path.exists():
+        return False
+    try:
+        read_json(path)
+        return True
+    except DamagedFile as e:
+        aside = path.with_name(f"manifest.damaged-{int(time.time())}.json")
+        path.rename(aside)
+        say(f"[yellow]{e.message}[/]: kept as {aside.name}; writing it again")
+        return False
+
+
+def _mark_interrupted(run: Path, p, say) -> None:
+    """Jobs still `running` under a free lock lost their driver (killed): say so, and run them again."""
+    for job in p.jobs:
+        if job_status(run, job.id)["status"] == "running":
+            write_status(run, job, "interrupted", finished_at=now(), error="its `knowrl run` stopped while it ran")
+            say(f"[yellow]{job.id} was interrupted[/] (its driver stopped); running it again")
+
+
+@contextlib.contextmanager
+def _stop_signals():
+    """SIGINT and SIGTERM stop the run as Ctrl-C does (jobs cancelled, state written), whoever sends them.
+
+    A shell starts `knowrl run ... &` with SIGINT ignored, and Python keeps an
+    inherited SIG_IGN; `knowrl cancel` must not depend on how the run was started.
+    """
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt(signal.Signals(signum).name)
+
+    old = {sig: signal.signal(sig, stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
 def _after(job_ids: set[str], p, run: Path, spec, tracker, timeout_s: float) -> None:
     """After jobs finish: ingest them into the registry (the one writer) and hand them to the tracker."""
     from knowrl.registry import ingest
 
     ingest(spec.registry.path, [run], timeout_s=timeout_s, only_jobs=job_ids)
-    for job in p.jobs:
+    for job in p.jobs if tracker else ():
         if job.id in job_ids and job_status(run, job.id)["status"] == "succeeded":
             tracker.job_done(job)
 
@@ -284,7 +383,7 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars
         bars.stop()  # before the cancellations are printed
         for ref, (job, _) in running.items():
             ray.cancel(ref, force=True)
-            write_status(run, job, "cancelled", finished_at=now(), error="interrupted (Ctrl-C)")
+            write_status(run, job, "cancelled", finished_at=now(), error="cancelled (Ctrl-C or `knowrl cancel`)")
             statuses[job.id] = "cancelled"
         after_job({job.id for job, _ in running.values()})
         raise
@@ -300,18 +399,27 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars
 
 
 class _BackgroundTracker:
-    """Logs each finished job to the tracker from a driver thread, overlapping Aim's start-up with the jobs."""
+    """Logs each finished job to the tracker from a driver thread, overlapping Aim's start-up with the jobs.
+
+    `<run>/tracking.json` keeps the tracker's run hash (reopened on resume) and
+    the jobs already logged, so a resumed run logs the jobs a killed driver had
+    finished but not yet logged, and none twice.
+    """
 
     def __init__(self, spec, p, run: Path) -> None:
         import queue
         import threading
 
         self.spec, self.plan, self.run = spec, p, run
+        self.state_file = run / "tracking.json"
         self.queue: queue.Queue = queue.Queue()
         self.thread = threading.Thread(target=self._work, daemon=True)
         self.error: Exception | None = None
         if spec.tracking.backend != "none":
             self.thread.start()
+            for job in p.jobs:  # finished under an earlier driver: logged now unless it was then
+                if job_status(run, job.id)["status"] == "succeeded":
+                    self.queue.put(job)
 
     def job_done(self, job) -> None:
         if self.thread.is_alive():
@@ -324,19 +432,39 @@ class _BackgroundTracker:
         if self.error:
             raise KnowrlError(f"tracking failed: {self.error}", hint="set tracking.backend: none to skip it")
 
+    def _state(self) -> dict:
+        try:
+            state = read_json(self.state_file) if self.state_file.exists() else {}
+        except DamagedFile:  # a new tracker run then; the old one stays in the repo
+            state = {}
+        same_repo = state.get("repo") == self.spec.tracking.repo
+        return {"hash": None, "logged": [], **(state if same_repo else {}), "repo": self.spec.tracking.repo}
+
     def _work(self) -> None:
+        from knowrl.runtime._layout import write_json
         from knowrl.tracking import make_tracker
 
-        s = self.spec
+        s, state = self.spec, self._state()
         try:
             tracker = make_tracker(s.tracking.backend, s.tracking.repo)
-            tracker.start(self.plan.run_id, s.name, s.model_dump(mode="json"), s.tracking.experiment)
+            state["hash"] = tracker.start(
+                self.plan.run_id,
+                s.name,
+                s.model_dump(mode="json"),
+                s.tracking.experiment,
+                resume=state["hash"],
+                tags=tuple(s.tags),
+            )
+            write_json(self.state_file, state)
         except Exception as e:  # reported on close, after the jobs
             self.error = e
             return
         try:
             while (job := self.queue.get()) is not None:
-                _log_job(tracker, job, self.run / job.id)
+                if job.id not in state["logged"]:
+                    _log_job(tracker, job, self.run / job.id)
+                    state["logged"].append(job.id)
+                    write_json(self.state_file, state)
         except Exception as e:
             self.error = e
         finally:

@@ -6,6 +6,7 @@ their own folder, and never touch the registry.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 
 from knowrl.data import Problem, load_problems
@@ -222,15 +223,57 @@ RUNNERS = {
 }
 
 
+_LIBRARIES = r"(transformers|trl|torch|accelerate|datasets|huggingface_hub|peft|vllm)(\.|$)"
+"""Modules whose deprecation warnings a job's log leaves out (KNOWRL_DEBUG=1 keeps them)."""
+
+
+@contextlib.contextmanager
+def job_lock(job_dir: Path, wait_s: float = 600.0):
+    """One attempt of a job at a time: a worker of a killed driver can outlive it and still be writing.
+
+    The new attempt waits (bounded, saying so in the job's log) until that
+    worker is gone, then resumes from what it left.
+    """
+    import fcntl
+    import os
+    import time
+
+    handle = (job_dir / ".attempt.lock").open("a+")
+    deadline, said = time.monotonic() + wait_s, False
+    try:
+        while True:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"an earlier attempt of {job_dir.name} is still running after {wait_s:.0f} s"
+                    ) from None
+                if not said:
+                    handle.seek(0)
+                    print(f"[knowrl] waiting for an earlier attempt (pid {handle.read().strip()}) to stop", flush=True)
+                    said = True
+                time.sleep(0.5)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
 def execute(job_dict: dict, spec_json: dict, run_dir: str) -> dict:
     """Entry point of a job in a worker process: rebuild the spec and job, run, return a summary.
 
     Everything the job prints or logs goes to `<run>/<job>/job.log` (`knowrl logs`).
     """
-    import contextlib
     import logging
+    import os
     import time
     import traceback
+    import warnings
 
     from knowrl.plan._plan import Job
     from knowrl.spec import validate
@@ -240,11 +283,15 @@ def execute(job_dict: dict, spec_json: dict, run_dir: str) -> dict:
     log = Path(run_dir) / job.id / "job.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        if not os.environ.get("KNOWRL_DEBUG"):  # libraries' notes to each other, not to the user
+            for category in (FutureWarning, DeprecationWarning):
+                warnings.filterwarnings("ignore", category=category, module=_LIBRARIES)
         handler = logging.StreamHandler(f)
         logging.getLogger().addHandler(handler)
         try:
             print(f"[knowrl] {job.id} ({job.kind}) started", flush=True)
-            summary = RUNNERS[job.kind](validate(spec_json), job, Path(run_dir))
+            with job_lock(log.parent):
+                summary = RUNNERS[job.kind](validate(spec_json), job, Path(run_dir))
             print(f"[knowrl] {job.id} finished: {summary}", flush=True)
         except BaseException:
             traceback.print_exc()

@@ -3,7 +3,9 @@
 knowrl renders the hint prompts and grades the rewards; TRL does the policy
 update. Phases share one TRL output directory, so phase k resumes from phase
 k-1's checkpoint (weights, optimizer, scheduler, RNG, data position) with the
-new clip bounds -- the same mechanism the cluster backends use.
+new clip bounds -- the same mechanism the cluster backends use. A phase that
+was killed resumes from its own last complete checkpoint, and the metrics it
+logged before are on disk (`MetricLog`), trimmed to that checkpoint's step.
 """
 
 from __future__ import annotations
@@ -12,14 +14,28 @@ import json
 from pathlib import Path
 
 from knowrl._io import write_rows
+from knowrl.runtime._layout import MetricLog, ProgressFile
 
 LOSS_TYPES = {"token-mean": "dapo", "seq-mean-token-mean": "grpo", "seq-mean-token-sum": "dr_grpo"}
 """knowrl's loss aggregation -> TRL's loss_type (token-level over the batch, per-sequence mean, constant-length sum)."""
 
 
-def _latest_checkpoint(folder: Path) -> str | None:
-    found = sorted(folder.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
-    return str(found[-1]) if found else None
+def latest_checkpoint(folder: Path, up_to: int) -> tuple[str, int] | None:
+    """The newest complete TRL checkpoint at or before step `up_to`: (path, step), or None.
+
+    The Trainer writes trainer_state.json last, so a checkpoint torn by a kill
+    has none (or a truncated one) and is passed over.
+    """
+    found = []
+    for c in folder.glob("checkpoint-*"):
+        step = c.name.split("-", 1)[1]
+        try:
+            complete = step.isdigit() and int(step) <= up_to and json.loads((c / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            complete = False
+        if complete:
+            found.append((int(step), str(c)))
+    return (max(found)[1], max(found)[0]) if found else None
 
 
 def train_phase(spec, job, run_dir: Path, prompts: list[str], answers: list[str]) -> dict:
@@ -34,6 +50,13 @@ def train_phase(spec, job, run_dir: Path, prompts: list[str], answers: list[str]
 
     transformers.utils.logging.disable_progress_bar()
     a, p = spec.algorithm, job.params
+    trl_dir = run_dir / "checkpoints" / "trl"
+    final = run_dir / "checkpoints" / f"step_{p['end_step']}"
+    resume = latest_checkpoint(trl_dir, p["end_step"])
+    log = MetricLog(run_dir / job.id / "metrics.jsonl")
+    log.truncate(after_step=resume[1] if resume else p["start_step"])  # steps past the checkpoint are redone
+    if resume and resume[1] == p["end_step"]:  # it finished training before it was stopped: no step more
+        return _finish(run_dir, job, log, final, resumed_from=resume[0], copy_from=resume[0])
     torch.manual_seed(spec.seed)
     model, tokenizer = load_model_and_tokenizer(spec.model.path, "float32", "cpu")
     grader = Grader(require_think_close=spec.reward.require_think_close, timeout_s=spec.reward.timeout_s, workers=1)
@@ -57,10 +80,6 @@ def train_phase(spec, job, run_dir: Path, prompts: list[str], answers: list[str]
         )
         return out
 
-    rows: list[dict] = []
-
-    from knowrl.runtime._layout import ProgressFile
-
     bar = ProgressFile(run_dir / job.id, "steps", p["end_step"])
 
     class Metrics(transformers.TrainerCallback):
@@ -68,24 +87,14 @@ def train_phase(spec, job, run_dir: Path, prompts: list[str], answers: list[str]
             bar.set(state.global_step)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
+            values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
+            values.update(group_stats[-1] if group_stats else {})
+            context = json.dumps({"phase": p["phase"]})
             step = state.global_step
-            for k, v in (logs or {}).items():
-                if isinstance(v, int | float):
-                    rows.append(
-                        {
-                            "step": step,
-                            "name": f"train/{k}",
-                            "value": float(v),
-                            "context": json.dumps({"phase": p["phase"]}),
-                        }
-                    )
-            if group_stats:
-                for k, v in group_stats[-1].items():
-                    rows.append(
-                        {"step": step, "name": f"train/{k}", "value": v, "context": json.dumps({"phase": p["phase"]})}
-                    )
+            log.append(
+                [{"step": step, "name": f"train/{k}", "value": v, "context": context} for k, v in values.items()]
+            )
 
-    trl_dir = run_dir / "checkpoints" / "trl"
     config = GRPOConfig(
         output_dir=str(trl_dir),
         max_steps=p["end_step"],
@@ -126,13 +135,23 @@ def train_phase(spec, job, run_dir: Path, prompts: list[str], answers: list[str]
         callbacks=[Metrics()],
     )
     trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # metrics go to parquet, not stdout
-    resume = _latest_checkpoint(trl_dir) if p["start_step"] > 0 else None
     try:
-        trainer.train(resume_from_checkpoint=resume)
+        trainer.train(resume_from_checkpoint=resume[0] if resume else None)
     finally:
         grader.close()
-    final = run_dir / "checkpoints" / f"step_{p['end_step']}"
     trainer.save_model(str(final))
     tokenizer.save_pretrained(str(final))
+    return _finish(run_dir, job, log, final, resumed_from=resume[0] if resume else None)
+
+
+def _finish(run_dir: Path, job, log: MetricLog, final: Path, *, resumed_from: str | None, copy_from=None) -> dict:
+    """The phase's metrics as parquet, and its model in `final` (copied from a TRL checkpoint when given)."""
+    if copy_from:
+        from knowrl.generation._transformers import load_model_and_tokenizer
+
+        model, tokenizer = load_model_and_tokenizer(copy_from, "float32", "cpu")
+        model.save_pretrained(str(final))
+        tokenizer.save_pretrained(str(final))
+    rows = log.read()
     write_rows(run_dir / job.id / "metrics.parquet", rows)
-    return {"checkpoint": str(final), "resumed_from": resume, "metrics": len(rows)}
+    return {"checkpoint": str(final), "resumed_from": resumed_from, "metrics": len(rows)}

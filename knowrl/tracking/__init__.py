@@ -1,7 +1,8 @@
 """Experiment tracking behind a small protocol: Aim (optional extra) or nothing.
 
-Only the driver logs (the engine after each job, `knowrl ingest`), never
-every worker, so one run is one Aim run.
+Only the driver logs (the engine after each job), never every worker, and the
+engine keeps the Aim run's hash in the run directory and reopens it on resume:
+one knowrl run is one Aim run, however often it is killed and resumed.
 """
 
 from __future__ import annotations
@@ -13,7 +14,17 @@ from knowrl._errors import KnowrlError
 
 
 class Tracker(Protocol):
-    def start(self, run_id: str, name: str, hparams: Mapping, experiment: str | None = None) -> None: ...
+    def start(
+        self,
+        run_id: str,
+        name: str,
+        hparams: Mapping,
+        experiment: str | None = None,
+        *,
+        resume: str | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> str | None:
+        """Open the tracker's run (reopening `resume`, the hash an earlier start returned); return its hash."""
 
     def track(self, name: str, value: float, step: int | None = None, context: Mapping | None = None) -> None: ...
 
@@ -21,8 +32,8 @@ class Tracker(Protocol):
 
 
 class NoopTracker:
-    def start(self, run_id, name, hparams, experiment=None) -> None:
-        pass
+    def start(self, run_id, name, hparams, experiment=None, *, resume=None, tags=()) -> None:
+        return None
 
     def track(self, name, value, step=None, context=None) -> None:
         pass
@@ -45,16 +56,23 @@ class AimTracker:
             raise aim_missing() from None
         self.repo_path, self.run = repo, None
 
-    def start(self, run_id, name, hparams, experiment=None) -> None:
+    def start(self, run_id, name, hparams, experiment=None, *, resume=None, tags=()) -> str:
         from pathlib import Path
 
-        from aim import Run
+        from aim import Repo, Run
 
         Path(self.repo_path).mkdir(parents=True, exist_ok=True)
-        self.run = Run(repo=self.repo_path, experiment=experiment or name)
+        if resume and Repo.from_path(self.repo_path).get_run(resume) is not None:
+            # force: a killed driver left the run's soft lock behind; the knowrl run lock makes us its only writer
+            self.run = Run(resume, repo=self.repo_path, force_resume=True)
+        else:
+            self.run = Run(repo=self.repo_path, experiment=experiment or name)
         self.run.name = f"{name} ({run_id})"
         self.run["knowrl_run_id"] = run_id
         self.run["hparams"] = dict(hparams)
+        for tag in set(tags) - set(self.run.tags):
+            self.run.add_tag(tag)
+        return self.run.hash
 
     def track(self, name, value, step=None, context=None) -> None:
         self.run.track(float(value), name=name, step=step, context=dict(context or {}))
