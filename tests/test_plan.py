@@ -325,3 +325,10 @@ def test_sweep_points_run_in_parallel_processes(tmp_path, write):
     assert r.stdout.count("done t/seed=") == 3
     runs = list((tmp_path / "runs").iterdir())
     assert len(runs) == 3 and all((run / "manifest.json").exists() for run in runs)
+
+
+def test_plan_keeps_job_ids_whole_at_80_columns():
+    r = run_cli("plan", str(EXPERIMENTS / "css_main.yaml"), env={"COLUMNS": "80"})
+    assert r.returncode == 0, r.stderr
+    shown = {line.split("│")[1].strip() for line in r.stdout.splitlines() if line.startswith("│")}
+    assert {j.id for j in plan(load_spec(EXPERIMENTS / "css_main.yaml")).jobs} <= shown  # none cut to "eval-fin…"
