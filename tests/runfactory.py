@@ -6,6 +6,7 @@ import json
 import random
 from pathlib import Path
 
+from conftest import EXPERIMENTS
 from datafiles import KPS, write_jsonl
 
 from knowrl._io import write_rows
@@ -14,6 +15,18 @@ from knowrl.generation import Completion
 from knowrl.plan import plan
 from knowrl.runtime._layout import run_path, write_manifest, write_status
 from knowrl.spec import load_spec
+
+
+def quickstart_args(tmp: Path, model: str, *extra: str) -> list[str]:
+    """`knowrl run` arguments for the quickstart on `model`, with its storage, registry and Aim repo under `tmp`."""
+    return [
+        str(EXPERIMENTS / "quickstart.yaml"),
+        f"model.path={model}",
+        f"resources.storage={tmp / 'store'}",
+        f"registry.path={tmp / 'reg.duckdb'}",
+        f"tracking.repo={tmp / 'aim'}",
+        *extra,
+    ]
 
 
 class Echo:

@@ -11,22 +11,15 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXPERIMENTS, ROOT, run_cli
+from conftest import ROOT, run_cli
+from runfactory import quickstart_args
 
 from knowrl.spec import load_spec
 
 
 def quickstart(tmp_path, tiny_model, *extra):
-    return load_spec(
-        EXPERIMENTS / "quickstart.yaml",
-        [
-            f"model.path={tiny_model}",
-            f"resources.storage={tmp_path / 'store'}",
-            f"registry.path={tmp_path / 'reg.duckdb'}",
-            f"tracking.repo={tmp_path / 'aim'}",
-            *extra,
-        ],
-    )
+    args = quickstart_args(tmp_path, tiny_model, *extra)
+    return load_spec(args[0], args[1:])
 
 
 def statuses(run: Path) -> dict:
@@ -65,14 +58,7 @@ def test_a_killed_run_resumes_without_redoing_finished_jobs(tmp_path, tiny_model
         "import sys; from knowrl.spec import load_spec; from knowrl.runtime._engine import run_spec; "
         "run_spec(load_spec(sys.argv[1], sys.argv[2:]))"
     )
-    args = [
-        str(EXPERIMENTS / "quickstart.yaml"),
-        f"model.path={tiny_model}",
-        f"resources.storage={tmp_path / 'store'}",
-        f"registry.path={tmp_path / 'reg.duckdb'}",
-        f"tracking.repo={tmp_path / 'aim'}",
-        "eval.enabled=false",
-    ]
+    args = quickstart_args(tmp_path, tiny_model, "eval.enabled=false")
     proc = subprocess.Popen(
         [sys.executable, "-c", code, *args],
         cwd=ROOT,
@@ -281,14 +267,7 @@ def test_logs_and_cancel(tmp_path, tiny_model):
 
     spec = quickstart(tmp_path, tiny_model, "eval.enabled=false")
     run = tmp_path / "store" / "runs" / plan(spec).run_id
-    args = [
-        str(EXPERIMENTS / "quickstart.yaml"),
-        f"model.path={tiny_model}",
-        f"resources.storage={tmp_path / 'store'}",
-        f"registry.path={tmp_path / 'reg.duckdb'}",
-        "tracking.backend=none",
-        "eval.enabled=false",
-    ]
+    args = quickstart_args(tmp_path, tiny_model, "tracking.backend=none", "eval.enabled=false")
     proc = subprocess.Popen(
         [sys.executable, "-m", "knowrl.cli", "run", *args],
         cwd=ROOT,

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXPERIMENTS, MINIMAL, ROOT, run_cli
-from runfactory import make_run
+from runfactory import make_run, quickstart_args
 
 from knowrl.spec import load_spec
 
@@ -20,15 +20,7 @@ RUN = "import sys; from knowrl.cli import main; sys.exit(main())"
 
 
 def args_for(tmp_path: Path, tiny_model: str, *extra: str) -> list[str]:
-    return [
-        str(EXPERIMENTS / "quickstart.yaml"),
-        f"model.path={tiny_model}",
-        f"resources.storage={tmp_path / 'store'}",
-        f"registry.path={tmp_path / 'reg.duckdb'}",
-        f"tracking.repo={tmp_path / 'aim'}",
-        "eval.enabled=false",
-        *extra,
-    ]
+    return quickstart_args(tmp_path, tiny_model, "eval.enabled=false", *extra)
 
 
 def statuses(run: Path) -> dict:
