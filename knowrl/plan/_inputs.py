@@ -162,11 +162,9 @@ class _DigestCache:
         stamp = [st.st_size, st.st_mtime_ns]
         entry = self.entries.get(key)
         if not (isinstance(entry, list) and entry[:2] == stamp):
-            h = hashlib.sha256()
-            with f.open("rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-            entry = self.entries[key] = [*stamp, h.hexdigest()]
+            from knowrl._io import file_sha256
+
+            entry = self.entries[key] = [*stamp, file_sha256(f)]
             self.dirty = True
         return entry[2]
 
