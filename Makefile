@@ -58,8 +58,8 @@ $(TINY)/config.json: | $(VENV)/.installed-$(EXTRAS)
 lint: setup
 	$(BIN)/ruff check knowrl tests bench
 
-bench: setup
-	for b in bench/*.py; do case $$b in */_*) ;; *) $(BIN)/python $$b || exit 1;; esac; done
+bench: setup $(VLLM)/.installed
+	for b in bench/*.py; do case $$b in */_*) ;; */vllm_*) $(VLLM)/bin/python $$b || exit 1;; *) $(BIN)/python $$b || exit 1;; esac; done
 
 schema: setup
 	$(BIN)/knowrl schema
