@@ -211,7 +211,7 @@ def status(
     """Every planned job of each run and its state, from the run directories (a damaged one is named, not fatal)."""
     from knowrl._errors import KnowrlError as Error
     from knowrl.plan._plan import Plan
-    from knowrl.runtime._engine import driver_gone
+    from knowrl.runtime._engine import lock_holder
     from knowrl.runtime._layout import job_status, read_json
 
     runs = sorted(r for r in (Path(storage) / "runs").glob(f"{run_id or ''}*") if r.is_dir())
@@ -233,7 +233,7 @@ def status(
 
             follow(run, detach=True, say=typer.echo)
         local = m is not None and not m.get("ray_address")
-        driven = local and not driver_gone(run)
+        driven = local and lock_holder(run) is not None  # the manifest is read already: no driver_gone
         typer.echo(f"{run.name}  {m['name'] if m else '?'}" + ("  (running)" if driven else "") + trouble)
         for job_id in planned + [j for j in found if j not in planned]:
             st = job_status(run, job_id)

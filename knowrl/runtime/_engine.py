@@ -25,23 +25,33 @@ class RunLocked(KnowrlError):
     exit_code = 3
 
 
-def lock_run(run: Path):
-    """Hold the run exclusively (an flock on `<run>/.lock`) for as long as the returned handle is open."""
-    run.mkdir(parents=True, exist_ok=True)
-    handle = (run / ".lock").open("a+")
+def claim(path: Path):
+    """An exclusive flock on `path`, held while the returned handle is open, with our pid written in it.
+
+    BlockingIOError (handle closed) when another process holds it."""
+    handle = path.open("a+")
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         handle.close()
-        raise RunLocked(
-            f"run {run.name} is already being run by another `knowrl run`",
-            hint=f"follow it with `knowrl status {run.name}`",
-        ) from None
+        raise
     handle.seek(0)
     handle.truncate()
     handle.write(str(os.getpid()))
     handle.flush()
     return handle
+
+
+def lock_run(run: Path):
+    """Hold the run exclusively (an flock on `<run>/.lock`) for as long as the returned handle is open."""
+    run.mkdir(parents=True, exist_ok=True)
+    try:
+        return claim(run / ".lock")
+    except BlockingIOError:
+        raise RunLocked(
+            f"run {run.name} is already being run by another `knowrl run`",
+            hint=f"follow it with `knowrl status {run.name}`",
+        ) from None
 
 
 def lock_holder(run: Path) -> int | None:

@@ -234,31 +234,23 @@ def job_lock(job_dir: Path, wait_s: float = 600.0):
     The new attempt waits (bounded, saying so in the job's log) until that
     worker is gone, then resumes from what it left.
     """
-    import fcntl
-    import os
     import time
 
-    handle = (job_dir / ".attempt.lock").open("a+")
-    deadline, said = time.monotonic() + wait_s, False
+    from knowrl.runtime._engine import claim
+
+    lock, deadline, said = job_dir / ".attempt.lock", time.monotonic() + wait_s, False
+    while True:
+        try:
+            handle = claim(lock)
+            break
+        except BlockingIOError:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"an earlier attempt of {job_dir.name} still runs after {wait_s:.0f} s") from None
+            if not said:
+                print(f"[knowrl] waiting for an earlier attempt (pid {lock.read_text().strip()}) to stop", flush=True)
+                said = True
+            time.sleep(0.5)
     try:
-        while True:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                break
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"an earlier attempt of {job_dir.name} is still running after {wait_s:.0f} s"
-                    ) from None
-                if not said:
-                    handle.seek(0)
-                    print(f"[knowrl] waiting for an earlier attempt (pid {handle.read().strip()}) to stop", flush=True)
-                    said = True
-                time.sleep(0.5)
-        handle.seek(0)
-        handle.truncate()
-        handle.write(str(os.getpid()))
-        handle.flush()
         yield
     finally:
         handle.close()
