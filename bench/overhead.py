@@ -63,7 +63,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp())
     model = build_tiny_model(tmp / "tiny")
     spec = load_spec(
-        ROOT / "experiments/quickstart.yaml",
+        ROOT / "experiments/quickstart-tiny.yaml",
         [
             f"model.path={model}",
             f"resources.storage={tmp}/store",
@@ -91,7 +91,7 @@ def main() -> None:
         ["  of which the rest", f"{wall - work - ray_s:.1f}  = {rest:.1%} of wall"],
     ]
     report(
-        "knowrl run experiments/quickstart.yaml (embedded Ray, 2 CPUs)",
+        "knowrl run experiments/quickstart-tiny.yaml (embedded Ray, 2 CPUs)",
         ["job", "seconds"],
         rows,
         {

@@ -75,6 +75,23 @@ def render(
         typer.echo(render_prompt(p, selection, suffix or DEFAULT_PROMPT_SUFFIX))
 
 
+@data_app.command("synthetic")
+def synthetic(
+    out: Annotated[Path, typer.Argument(help="The .jsonl file to write (plain format, with KPs).")],
+    problems: Annotated[int, typer.Option(help="Problems to write.")] = 48,
+    seed: Annotated[int, typer.Option(help="Seed of the distractors, wording and order.")] = 0,
+    benchmark: Annotated[str, typer.Option(help="Benchmark name recorded in each problem.")] = "counts",
+) -> None:
+    """Write the counting-facts family the quickstart trains on: one fact answers each problem, the rest distract."""
+    from knowrl._io import write_rows
+    from knowrl.data import counting_problems
+
+    if problems < 1:
+        raise UsageError("--problems must be at least 1")
+    write_rows(out, counting_problems(problems, seed=seed, benchmark=benchmark))
+    typer.echo(f"wrote {problems} problems to {out}")
+
+
 grade_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 

@@ -132,6 +132,9 @@ def compare(
     checkpoint: Annotated[str | None, typer.Option(help="Only this checkpoint (base, final, step).")] = None,
     with_reference: Annotated[bool, typer.Option("--with-reference", help="Add the published rows.")] = False,
     diff: Annotated[tuple[str, str] | None, typer.Option(help="A B: per-benchmark deltas and a bootstrap CI.")] = None,
+    effects: Annotated[
+        bool, typer.Option("--effects", help="Within each run: final vs base and hints vs none, with paired CIs.")
+    ] = False,
     registry: RegistryOpt = DEFAULT_REGISTRY,
     fmt: FormatOpt = "table",
 ) -> None:
@@ -146,6 +149,9 @@ def compare(
     if with_reference:
         _ensure_reference(registry)
     with reader(registry) as con:
+        if effects:
+            _effects(con, runs, fmt)
+            return
         if diff:
             d = paired_bootstrap(con, diff[0], diff[1], (modes or ["none"])[0])
             if fmt in ("json", "csv"):
@@ -211,6 +217,50 @@ def compare(
     title = "accuracy (%), avg@N over (problems x samples); Avg. = unweighted mean over benchmarks"
     emit(header, out, fmt, title=title)
     typer.echo(caption)
+
+
+def _effects(con, runs: list[str] | None, fmt: str) -> None:
+    """The training and hint effects of each run with their paired bootstrap CIs, then its eval reward sparsity."""
+    from knowrl.registry._compare import resolve_runs, reward_sparsity, within_run_effects
+
+    rows, sparsity = [], []
+    for run_id, name in resolve_runs(con, runs):
+        for a, b, d in within_run_effects(con, run_id):
+            what = "training" if a.hint_mode == b.hint_mode else "hints"
+            arms = [f"{x.checkpoint} {x.hint_mode}" for x in (a, b)]  # the run is in its own column
+            rows.append([name, what, *arms, d["avg_delta"], *d["ci95"], d["problems"]])
+        sparsity += [[name, *r] for r in reward_sparsity(con, run_id)]
+    if not rows and not sparsity:
+        raise KnowrlError("no evaluated runs to compare", hint="ingest runs with eval results")
+    header = ["run", "effect", "a", "b", "delta", "ci95_low", "ci95_high", "problems"]
+    sparse_header = ["run", "checkpoint", "hint_mode", "problems", "zero_correct", "all_correct"]
+    if fmt == "json":
+        typer.echo(
+            json.dumps(
+                {
+                    "effects": [dict(zip(header, r, strict=True)) for r in rows],
+                    "reward_sparsity": [dict(zip(sparse_header, r, strict=True)) for r in sparsity],
+                },
+                indent=2,
+            )
+        )
+        return
+    if fmt != "table":
+        emit(header, rows, fmt)
+        return
+    shown = [[*r[:4], f"{r[4]:+.1f}", f"{r[5]:+.1f} .. {r[6]:+.1f}", r[7]] for r in rows]
+    emit(
+        ["run", "effect", "a", "b", "b - a (points)", "95% CI (paired bootstrap)", "problems"],
+        shown,
+        fmt,
+        title="effects: avg@N differences, problems paired and resampled",
+    )
+    emit(
+        ["run", "checkpoint", "hint mode", "problems", "zero-correct problems", "all-correct problems"],
+        [[r[0], r[1], r[2], r[3], f"{100 * r[4]:.0f}%", f"{100 * r[5]:.0f}%"] for r in sparsity],
+        fmt,
+        title="reward sparsity (registry view reward_sparsity): problems no sample / every sample solved",
+    )
 
 
 def _stars(rows, benches: list[str]) -> tuple[set[tuple[str, int]], str]:

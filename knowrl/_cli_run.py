@@ -168,15 +168,17 @@ def run(
     if evaluated and Path(registry).exists():
         from knowrl._cli_registry import compare
 
-        compare(
-            runs=[p.run_id],
-            hint_mode=None,
-            checkpoint=None,
-            with_reference=False,
-            diff=None,
-            registry=registry,
-            fmt="table",
-        )
+        for effects in (False, True):
+            compare(
+                runs=[p.run_id],
+                hint_mode=None,
+                checkpoint=None,
+                with_reference=False,
+                diff=None,
+                effects=effects,
+                registry=registry,
+                fmt="table",
+            )
     console.print(
         f"\ninspect later:\n  knowrl status {p.run_id}\n  knowrl show-run {p.run_id} --registry {registry}\n"
         f"  knowrl compare {p.run_id} --registry {registry}\n  ls {s.resources.storage}/runs/{p.run_id}/"

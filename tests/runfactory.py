@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 
 from conftest import EXPERIMENTS
@@ -20,7 +21,7 @@ from knowrl.spec import load_spec
 def quickstart_args(tmp: Path, model: str, *extra: str) -> list[str]:
     """`knowrl run` arguments for the quickstart on `model`, with its storage, registry and Aim repo under `tmp`."""
     return [
-        str(EXPERIMENTS / "quickstart.yaml"),
+        str(EXPERIMENTS / "quickstart-tiny.yaml"),
         f"model.path={model}",
         f"resources.storage={tmp / 'store'}",
         f"registry.path={tmp / 'reg.duckdb'}",
@@ -74,9 +75,19 @@ def knowrl8_data(folder: Path, per_benchmark: int = 6) -> dict:
 
 
 def make_run(
-    tmp: Path, *, name: str, p_correct: float, storage: Path, seed: int = 0, modes=("none", "css"), steps: int = 20
+    tmp: Path,
+    *,
+    name: str,
+    p_correct: float | Callable[[str, str], float],
+    storage: Path,
+    seed: int = 0,
+    modes=("none", "css"),
+    steps: int = 20,
+    checkpoints=("final",),
 ) -> Path:
-    """A finished run: two training phases with metrics and eval jobs with real eval artifacts."""
+    """A finished run: two training phases with metrics and eval jobs with real eval artifacts.
+
+    `p_correct` may depend on the eval job's (checkpoint, hint mode)."""
     data = tmp / "data"
     golds = knowrl8_data(data)
     spec_file = tmp / f"{name}.yaml"
@@ -84,7 +95,8 @@ def make_run(
         f"name: {name}\nseed: {seed}\nmodel: {{path: m}}\ndata: {{train: [{{source: {data}}}]}}\n"
         f"algorithm: {{total_steps: {steps}, save_every: 5, prompts_per_step: 64, mini_batch_size: 64,\n"
         f"  clip_schedule: [{{step: {steps // 2}, high: 0.26}}]}}\n"
-        f"eval: {{data: {data}, hint_modes: [{', '.join(modes)}], samples: {{AIME24: 4}}}}\n"
+        f"eval: {{data: {data}, hint_modes: [{', '.join(modes)}], samples: {{AIME24: 4}},\n"
+        f"  checkpoints: [{', '.join(map(str, checkpoints))}]}}\n"
         f"resources: {{storage: {storage}}}\n"
     )
     spec = load_spec(spec_file)
@@ -106,9 +118,9 @@ def make_run(
             write_rows(run / job.id / "metrics.parquet", rows)
         elif job.kind == "eval":
             suite = builtin_suite("knowrl8", str(data)).subset([job.params["benchmark"]])
-            run_eval(
-                Echo(golds, p_correct, seed), EvalRequest(suite, [job.params["hint_mode"]], limit=None), run / job.id
-            )
+            mode = job.params["hint_mode"]
+            acc = p_correct(job.id.split("-")[1], mode) if callable(p_correct) else p_correct
+            run_eval(Echo(golds, acc, seed), EvalRequest(suite, [mode], limit=None), run / job.id)
         write_status(
             run, job, "succeeded", attempts=1, started_at="2026-11-22T00:00:00", finished_at="2026-11-22T00:01:00"
         )

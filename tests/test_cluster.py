@@ -83,7 +83,9 @@ def test_submit_detach_reattach_and_ingest(ray_head, tmp_path, tiny_model):
         "tracking.backend=none",
         "hints={strategy: none}",
     ]
-    r = run_cli("run", "experiments/quickstart.yaml", *overrides, "--address", ray_head, "--detach", "--allow-dirty")
+    r = run_cli(
+        "run", "experiments/quickstart-tiny.yaml", *overrides, "--address", ray_head, "--detach", "--allow-dirty"
+    )
     assert r.returncode == 0, r.stderr
     assert r.stdout.count("submitted eval-base-arith-") == 2 and "knowrl status" in r.stdout
     run = next((tmp_path / "store/runs").iterdir())
@@ -122,7 +124,7 @@ def test_a_plan_is_checked_against_the_cluster_before_anything_is_submitted(ray_
     assert not store.exists()  # no manifest, nothing submitted
     r = run_cli(
         "run",
-        "experiments/quickstart.yaml",
+        "experiments/quickstart-tiny.yaml",
         "resources.backend=verl",
         "resources.gpus_per_node=1",
         "resources.backend_dir=/nonexistent/verl",
@@ -156,7 +158,7 @@ def test_on_a_cluster_failures_are_resubmitted_after_backoff_unless_the_input_is
             "resources.retries.eval=2",
             *extra,
         ]
-        r = run_cli("run", "experiments/quickstart.yaml", *args, "--address", ray_head, "--allow-dirty")
+        r = run_cli("run", "experiments/quickstart-tiny.yaml", *args, "--address", ray_head, "--allow-dirty")
         assert r.returncode == 1, r.stdout + r.stderr
         return r, json.loads(next(store.glob("runs/*/eval-base-arith-none/status.json")).read_text())
 

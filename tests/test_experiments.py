@@ -19,6 +19,7 @@ def test_the_expected_experiments_ship():
         "ablations/no_kp.yaml",
         "ablations/all_kp.yaml",
         "ablations/no_annealing.yaml",
+        "quickstart-tiny.yaml",
         "quickstart.yaml",
         "sweeps/clip_high.yaml",
     } <= names

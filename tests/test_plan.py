@@ -231,7 +231,7 @@ def test_packing_and_capability_errors(write):
 
 
 def test_computed_hints_add_a_selection_job():
-    p = plan(load_spec(EXPERIMENTS / "quickstart.yaml"))
+    p = plan(load_spec(EXPERIMENTS / "quickstart-tiny.yaml"))
     assert p.jobs[0].id == "kp_select" and p.job("train-p1").depends_on == ["kp_select"]
     assert p.total_gpu_hours == 0  # the local backend runs on CPUs
 

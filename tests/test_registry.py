@@ -331,3 +331,46 @@ def test_runs_shows_list_values_as_json_not_python_reprs(tmp_path):
     assert '"[""none"", ""css""]"' in table.stdout and "['none'" not in table.stdout
     as_json = json.loads(run_cli("runs", "--registry", str(db), "--format", "json").stdout)
     assert {tuple(r["eval.hint_modes"]) for r in as_json} == {("none",), ("none", "css")}
+
+
+def test_effects_pair_checkpoints_and_hint_modes_within_a_run(tmp_path):
+    """`compare --effects`: training (final vs base) and hints (css vs none), each with a paired bootstrap CI,
+    and the reward-sparsity view; `--diff` compares final checkpoints instead of pooling base and final."""
+    accuracy = {("base", "none"): 0.1, ("base", "css"): 0.6, ("final", "none"): 0.5, ("final", "css"): 0.6}
+    run = make_run(
+        tmp_path / "a",
+        name="knowrl",
+        p_correct=lambda ckpt, mode: accuracy[ckpt, mode],
+        storage=tmp_path / "s",
+        checkpoints=("base", "final"),
+    )
+    flat = make_run(tmp_path / "b", name="flat", p_correct=0.5, storage=tmp_path / "s2", modes=("none",))
+    db = tmp_path / "r.duckdb"
+    ingest(db, [run, flat])
+    r = run_cli("compare", "knowrl", "--effects", "--registry", str(db), "--format", "json")
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    effects = {(e["a"], e["b"]): e for e in out["effects"]}
+    assert set(effects) == {
+        ("base none", "final none"),
+        ("base css", "final css"),
+        ("base none", "base css"),
+        ("final none", "final css"),
+    }
+    trained = effects["base none", "final none"]
+    assert trained["effect"] == "training" and 0 < trained["ci95_low"] < trained["delta"] < trained["ci95_high"]
+    hinted = effects["base none", "base css"]
+    assert hinted["effect"] == "hints" and hinted["ci95_low"] > 0 and hinted["problems"] == trained["problems"] > 0
+    same = effects["base css", "final css"]
+    assert same["ci95_low"] < 0 < same["ci95_high"] or same["delta"] == 0  # equal accuracy: a CI around zero
+    sparse = {(x["checkpoint"], x["hint_mode"]): x for x in out["reward_sparsity"]}
+    assert (
+        set(sparse) == set(accuracy) and sparse["base", "none"]["zero_correct"] > sparse["base", "css"]["zero_correct"]
+    )
+    table = run_cli("compare", "knowrl", "--effects", "--registry", str(db))
+    assert "paired bootstrap" in table.stdout and "reward sparsity" in table.stdout
+    # final vs final: both at 0.5 without hints; pooling knowrl's base (0.1) in made it look 20 points worse
+    diff = run_cli("compare", "--diff", "knowrl", "flat", "--registry", str(db), "--format", "json")
+    assert diff.returncode == 0, diff.stderr
+    avg = json.loads(diff.stdout)[-1]
+    assert avg["ci95_low"] <= 0 <= avg["ci95_high"] and abs(avg["delta"]) < 15

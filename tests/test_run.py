@@ -138,7 +138,7 @@ def test_failed_jobs_retry_with_backoff_unless_the_input_is_bad(tmp_path, tiny_m
 
     def go(name, *extra):
         store = tmp_path / name
-        r = run_cli("run", "experiments/quickstart.yaml", *common, f"resources.storage={store}",
+        r = run_cli("run", "experiments/quickstart-tiny.yaml", *common, f"resources.storage={store}",
                     f"registry.path={tmp_path / name}.duckdb", *extra)  # fmt: skip
         return r, statuses(next((store / "runs").iterdir()))
 
@@ -161,7 +161,7 @@ def test_failed_jobs_retry_with_backoff_unless_the_input_is_bad(tmp_path, tiny_m
 
 
 def test_a_model_path_that_is_not_a_model_stops_before_ray_starts(tmp_path):
-    r = run_cli("run", "experiments/quickstart.yaml", f"model.path={tmp_path}", f"resources.storage={tmp_path}/s")
+    r = run_cli("run", "experiments/quickstart-tiny.yaml", f"model.path={tmp_path}", f"resources.storage={tmp_path}/s")
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert f"cannot load model '{tmp_path}': the folder has no config.json" in r.stderr
     assert "knowrl model tiny" in r.stderr

@@ -12,7 +12,9 @@ from hypothesis import strategies as st
 from knowrl import KnowrlError
 from knowrl.spec import load_data, load_spec, validate
 
-BASES = [load_data(EXPERIMENTS / name)[0] for name in ("css_main.yaml", "quickstart.yaml", "sweeps/clip_high.yaml")]
+BASES = [
+    load_data(EXPERIMENTS / name)[0] for name in ("css_main.yaml", "quickstart-tiny.yaml", "sweeps/clip_high.yaml")
+]
 
 leaf = st.one_of(
     st.none(),

@@ -111,7 +111,7 @@ def test_a_run_killed_in_each_phase_resumes_each_from_its_checkpoint_and_is_one_
     mine = [r for r in repo.iter_runs() if r.get("knowrl_run_id") == run.name]
     assert len(mine) == 1, [r.hash for r in mine]  # one knowrl run is one Aim run
     aim_run = mine[0]
-    assert aim_run.name == f"quickstart ({run.name})" and set(spec.tags) <= set(aim_run.tags)
+    assert aim_run.name == f"quickstart-tiny ({run.name})" and set(spec.tags) <= set(aim_run.tags)
     assert not aim_run.active  # closed, though two of its drivers were killed
     losses = {
         m.context.to_dict()["phase"]: m.dataframe()["step"].tolist()
@@ -224,7 +224,7 @@ def test_an_unreachable_hub_model_stops_a_local_run_before_any_job(tmp_path):
     t0 = time.monotonic()
     r = run_cli(
         "run",
-        str(EXPERIMENTS / "quickstart.yaml"),
+        str(EXPERIMENTS / "quickstart-tiny.yaml"),
         "model.path=org/not-cached",
         f"resources.storage={tmp_path / 's'}",
         env={"HF_HUB_OFFLINE": "1"},

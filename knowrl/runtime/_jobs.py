@@ -7,6 +7,8 @@ their own folder, and never touch the registry.
 from __future__ import annotations
 
 import contextlib
+import io
+import sys
 from pathlib import Path
 
 from knowrl.data import Problem, load_problems
@@ -30,6 +32,11 @@ def selections_for(spec, run: Path, problems: list[Problem]) -> dict[str, tuple[
     return {p.id: p.selection(h.field or h.strategy) for p in problems}
 
 
+def _dtype(spec) -> str:
+    """The spec's dtype on GPUs; float32 on CPUs, as the local trainer uses (bfloat16 matmuls are slow there)."""
+    return spec.model.dtype if spec.resources.gpus_per_node else "float32"
+
+
 def select_shard(
     spec_json: dict, problem_ids: list[str] | None, out: str, cache_dir: str, progress_dir: str | None = None
 ) -> tuple[int, int]:
@@ -46,10 +53,16 @@ def select_shard(
     if problem_ids is not None:
         wanted = set(problem_ids)
         problems = [p for p in problems if p.id in wanted]
+    kind = spec.hints.generator
+    if kind == "auto":
+        kind = "vllm" if spec.resources.gpus_per_node else "transformers"
     gen = make_generator(
-        "transformers" if not spec.resources.gpus_per_node else "vllm",
+        kind,
         spec.model.path,
+        dtype=_dtype(spec),
         use_chat_template=spec.model.use_chat_template,
+        seed=spec.seed,
+        max_model_len=spec.model.max_context,
     )
     grader = Grader(require_think_close=spec.reward.require_think_close, timeout_s=spec.reward.timeout_s, workers=1)
     try:
@@ -184,19 +197,27 @@ def run_eval_job(spec, job, run: Path) -> dict:
     gen = make_generator(
         e.generator,
         model,
+        dtype=_dtype(spec),
         use_chat_template=spec.model.use_chat_template,
         server_url=e.server_url,
         tensor_parallel=e.tensor_parallel,
         seed=spec.seed,
+        max_model_len=spec.model.max_context,
     )
-    selector = None
+    selector = grader = None
     if p["hint_mode"].startswith("select:"):
         from knowrl.grading import Grader
         from knowrl.kp import make_selector
 
         grader = Grader(require_think_close=spec.reward.require_think_close, workers=1)
         selector = make_selector(
-            gen, grader, cache_dir=run / job.id / "rollouts", seed=spec.seed, sampling=request.sampling
+            gen,
+            grader,
+            cache_dir=run / job.id / "rollouts",
+            seed=spec.seed,
+            suffix=spec.data.prompt_suffix,
+            sampling=request.sampling,
+            like=spec.hints,
         )
     from knowrl.runtime._layout import ProgressFile
 
@@ -211,6 +232,8 @@ def run_eval_job(spec, job, run: Path) -> dict:
         )
     finally:
         gen.close()
+        if grader is not None:
+            grader.close()
     return {"accuracy": result.scores[(p["benchmark"], p["hint_mode"])]["accuracy"]}
 
 
@@ -256,6 +279,52 @@ def job_lock(job_dir: Path, wait_s: float = 600.0):
         handle.close()
 
 
+class _JobStream(io.TextIOBase):
+    """The worker's stdout and stderr: what is written goes to the log of the job running now.
+
+    A Ray worker runs job after job. A library that keeps the stream it found
+    when first imported -- vLLM's logger does -- would otherwise keep writing
+    to the first job's log file, closed since ("Logging error ... I/O
+    operation on closed file" in every later job's log, and its lines lost).
+    """
+
+    def __init__(self, fallback) -> None:
+        self.fallback, self.target = fallback, None
+
+    @classmethod
+    @contextlib.contextmanager
+    def to(cls, f):
+        streams = []
+        for name in ("stdout", "stderr"):
+            stream = getattr(sys, name)
+            if not isinstance(stream, cls):
+                stream = cls(stream)
+                setattr(sys, name, stream)
+            streams.append(stream)
+        for stream in streams:
+            stream.target = f
+        try:
+            yield
+        finally:
+            for stream in streams:
+                stream.target = None
+
+    def write(self, text: str) -> int:
+        return (self.target or self.fallback).write(text)
+
+    def flush(self) -> None:
+        (self.target or self.fallback).flush()
+
+    def fileno(self) -> int:
+        return (self.target or self.fallback).fileno()
+
+    def isatty(self) -> bool:
+        return False
+
+    def writable(self) -> bool:
+        return True
+
+
 def execute(job_dict: dict, spec_json: dict, run_dir: str) -> dict:
     """Entry point of a job in a worker process: rebuild the spec and job, run, return a summary.
 
@@ -274,7 +343,7 @@ def execute(job_dict: dict, spec_json: dict, run_dir: str) -> dict:
     job = Job.from_dict(job_dict)
     log = Path(run_dir) / job.id / "job.log"
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("a", encoding="utf-8") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+    with log.open("a", encoding="utf-8") as f, _JobStream.to(f):
         if not os.environ.get("KNOWRL_DEBUG"):  # libraries' notes to each other, not to the user
             for category in (FutureWarning, DeprecationWarning):
                 warnings.filterwarnings("ignore", category=category, module=_LIBRARIES)

