@@ -23,6 +23,7 @@ the CPU knowrl runs vLLM in-process and eager.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Sequence
 
@@ -40,7 +41,6 @@ CPU_STEP_TOKENS = 16384
 def cpu_engine_args(model_path: str, max_model_len: int | None) -> dict:
     """Engine arguments that keep seeded sampling working on vLLM-CPU (see the module docstring)."""
     length = max_model_len or _model_max_length(model_path)
-    os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # read when the engine starts; "uni" needs it off on CPUs
     return {
         "distributed_executor_backend": "uni",
         "enforce_eager": True,
@@ -49,6 +49,22 @@ def cpu_engine_args(model_path: str, max_model_len: int | None) -> dict:
         "enable_chunked_prefill": False,
         "max_num_batched_tokens": max(CPU_STEP_TOKENS, length or 0),
     }
+
+
+@contextlib.contextmanager
+def _in_process(on: bool):
+    """vLLM's `uni` executor on CPUs needs VLLM_ENABLE_V1_MULTIPROCESSING=0, read while the engine is built;
+    set only then, so processes this one starts (a vLLM server, say) keep vLLM's default."""
+    key, before = "VLLM_ENABLE_V1_MULTIPROCESSING", os.environ.get("VLLM_ENABLE_V1_MULTIPROCESSING")
+    if on:
+        os.environ[key] = "0"
+    try:
+        yield
+    finally:
+        if on and before is None:
+            os.environ.pop(key, None)
+        elif on:
+            os.environ[key] = before
 
 
 def _model_max_length(model_path: str) -> int | None:
@@ -85,15 +101,16 @@ class VLLMGenerator:
         self.model_id = model_path
         cpu = current_platform.is_cpu()
         self.batch = CPU_MAX_SEQS if cpu else None
-        self.llm = LLM(
-            model=model_path,
-            dtype=dtype,
-            tensor_parallel_size=tensor_parallel,
-            seed=seed,
-            max_model_len=max_model_len,
-            gpu_memory_utilization=gpu_memory_utilization or 0.9,
-            **(cpu_engine_args(model_path, max_model_len) if cpu else {}),
-        )
+        with _in_process(cpu):
+            self.llm = LLM(
+                model=model_path,
+                dtype=dtype,
+                tensor_parallel_size=tensor_parallel,
+                seed=seed,
+                max_model_len=max_model_len,
+                gpu_memory_utilization=gpu_memory_utilization or 0.9,
+                **(cpu_engine_args(model_path, max_model_len) if cpu else {}),
+            )
 
     def generate(
         self, prompts: Sequence[Messages], params: SamplingParams, n: int, seeds: Sequence[Sequence[int]]

@@ -30,6 +30,16 @@ def engine(tiny_model):
     gen.close()
 
 
+def test_the_cpu_engine_runs_in_process_without_leaking_its_setting(engine):
+    """Engine and model in this process (2 cores: the default engine + worker processes spin against each
+    other); the variable that asks for it is set only while the engine is built, not for what we start later."""
+    import multiprocessing
+
+    names = [p.name for p in multiprocessing.active_children()]
+    assert not [n for n in names if "engine" in n.lower() or "worker" in n.lower()], names  # EngineCore, VllmWorker
+    assert "VLLM_ENABLE_V1_MULTIPROCESSING" not in os.environ
+
+
 def test_samples_are_seeded_and_bounded(engine):
     params = SamplingParams(temperature=1.0, top_p=1.0, top_k=-1, max_tokens=12)
     seeds = [[100 * i + j for j in range(4)] for i in range(len(PROMPTS))]
