@@ -166,7 +166,7 @@ def run(
     registry = s.registry.path
     evaluated = any(j.kind == "eval" and statuses.get(j.id) == "succeeded" for j in p.jobs)
     if evaluated and Path(registry).exists():
-        from knowrl._cli_registry import compare
+        from knowrl._cli_compare import compare
 
         for effects in (False, True):
             compare(

@@ -34,7 +34,7 @@ class _LazyGroup(typer.core.TyperGroup):
         "sweep": ("knowrl._cli_plan", "sweep_app"),
         "ingest": ("knowrl._cli_registry", "ingest_app"),
         "query": ("knowrl._cli_registry", "query_app"),
-        "compare": ("knowrl._cli_registry", "compare_app"),
+        "compare": ("knowrl._cli_compare", "compare_app"),
         "runs": ("knowrl._cli_registry", "runs_app"),
         "show-run": ("knowrl._cli_registry", "show_run_app"),
         "registry": ("knowrl._cli_registry", "registry_app"),
