@@ -62,5 +62,5 @@ def main() -> None:
     )
 
 
-if __name__ == "__main__":  # vLLM starts its engine in child processes
+if __name__ == "__main__":  # vLLM on GPUs starts its engine in child processes
     main()

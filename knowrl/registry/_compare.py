@@ -206,8 +206,8 @@ def paired_arms(con, a: Arm, b: Arm, *, samples: int = 2000, seed: int = 0) -> d
 
 
 def within_run_effects(con, run_id: str) -> list[tuple[Arm, Arm, dict]]:
-    """What a KnowRL run is for, each with its paired CI: training (final vs base, per hint mode) and hints
-    (each hint mode vs none, per checkpoint)."""
+    """What a KnowRL run is for, each with its paired CI: training (each evaluated checkpoint vs the one before,
+    base first and final last, per hint mode) and hints (each hint mode vs none, per checkpoint)."""
     arms = {
         (c, m)
         for c, m in con.execute(
@@ -215,7 +215,8 @@ def within_run_effects(con, run_id: str) -> list[tuple[Arm, Arm, dict]]:
         ).fetchall()
     }
     modes = sorted({m for _, m in arms}, key=lambda m: (m != "none", m))
-    checkpoints = sorted({c for c, _ in arms}, key=lambda c: (c != "base", c == "final", c))
+    # base, then steps in numeric order (shorter digit strings first), then final
+    checkpoints = sorted({c for c, _ in arms}, key=lambda c: (c != "base", c == "final", len(c), c))
     pairs = [((c0, m), (c1, m)) for m in modes for c0, c1 in zip(checkpoints, checkpoints[1:], strict=False)]
     pairs = [(p, q) for p, q in pairs if p in arms and q in arms]
     pairs += [
