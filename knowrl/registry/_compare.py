@@ -10,7 +10,7 @@ published Avg.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 
 from knowrl.spec import KNOWRL8
 
@@ -176,12 +176,12 @@ def paired_arms(con, a: Arm, b: Arm, *, samples: int = 2000, seed: int = 0) -> d
     rows = con.execute(
         """
         WITH p AS (SELECT run_id, checkpoint, hint_mode, benchmark, problem_id, avg(correct::DOUBLE) AS acc
-                   FROM eval_samples GROUP BY ALL)
+                   FROM eval_samples WHERE (run_id, checkpoint, hint_mode) IN ((?, ?, ?), (?, ?, ?)) GROUP BY ALL)
         SELECT a.benchmark, a.acc, b.acc FROM p a JOIN p b USING (benchmark, problem_id)
         WHERE (a.run_id, a.checkpoint, a.hint_mode) = (?, ?, ?) AND (b.run_id, b.checkpoint, b.hint_mode) = (?, ?, ?)
         ORDER BY a.benchmark, a.problem_id
         """,
-        [a.run_id, a.checkpoint, a.hint_mode, b.run_id, b.checkpoint, b.hint_mode],
+        [*astuple(a), *astuple(b)] * 2,
     ).fetchall()
     if not rows:
         from knowrl._errors import KnowrlError
