@@ -230,6 +230,39 @@ def test_packing_and_capability_errors(write):
     assert plan(spec_with(write, "algorithm: {loss_aggregation: seq-mean-token-sum}\nresources: {backend: verl}\n"))
 
 
+def epochs_spec(write, problems: int, *overrides):
+    """A local spec over `problems` training problems, trained for a number of epochs (no step count)."""
+    rows = "".join(json.dumps({"problem": f"{i} + 1?", "answer": str(i + 1)}) + "\n" for i in range(problems))
+    data = write("train.jsonl", rows)
+    text = (
+        f"name: t\nmodel: {{path: some/model}}\ndata: {{train: [{{source: {data}, format: plain}}]}}\n"
+        "algorithm: {total_steps: null, prompts_per_step: 4, mini_batch_size: 2, dynamic_sampling: {enabled: false},"
+        " overlong: {enabled: false}}\n"
+        "eval: {enabled: false}\nresources: {backend: local, nodes: 1, gpus_per_node: 0, gpu_type: none}\n"
+    )
+    return load_spec(write("e.yaml", text), list(overrides))
+
+
+def test_local_backend_trains_total_epochs_in_its_own_steps(write):
+    # 10 problems, 4 prompts a generation: TRL drops the incomplete third batch, so an epoch is 2 generations,
+    # each 4 // 2 = 2 optimizer steps; 3 epochs are 12 steps.
+    p = plan(epochs_spec(write, 10, "algorithm.total_epochs=3"))
+    (train,) = [j for j in p.jobs if j.kind == "train"]
+    assert (train.params["start_step"], train.params["end_step"]) == (0, 12)
+    assert train.outputs["checkpoint"] == "checkpoints/step_12" and p.phases[0]["steps"] == [0, 12]
+    limited = plan(epochs_spec(write, 10, "algorithm.total_epochs=3", "data.train.0.limit=4"))
+    assert limited.job("train-p1").params["end_step"] == 6  # the source's limit is what is trained on
+
+
+def test_total_epochs_that_make_no_step_are_refused(write):
+    with pytest.raises(PlanError, match=r"total_epochs=2 over 3 training problems is no training step"):
+        plan(epochs_spec(write, 3, "algorithm.total_epochs=2"))
+    for backend in ("nemo_rl", "verl"):  # they refuse epochs at plan time, as before
+        with pytest.raises(PlanError, match=r"total_epochs"):
+            gpus = ["resources.gpus_per_node=8", "resources.gpu_type=H100-80GB"]
+            plan(epochs_spec(write, 10, "algorithm.total_epochs=1", f"resources.backend={backend}", *gpus))
+
+
 def test_computed_hints_add_a_selection_job():
     p = plan(load_spec(EXPERIMENTS / "quickstart-tiny.yaml"))
     assert p.jobs[0].id == "kp_select" and p.job("train-p1").depends_on == ["kp_select"]

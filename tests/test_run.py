@@ -237,6 +237,33 @@ def test_local_grpo_learns_a_rewarded_answer(tmp_path, tiny_model):
     assert after[digit] > max(0.5, 5 * before[digit]), (digit, before[digit], after[digit])
 
 
+def test_local_training_in_epochs_trains_exactly_those_epochs(tmp_path, tiny_model):
+    """total_epochs becomes the phase's last step at plan time; TRL then ends on that epoch, not its own 3."""
+    from knowrl.plan import plan
+    from knowrl.runtime._jobs import train_problems
+    from knowrl.runtime._local_train import train_phase
+
+    spec = quickstart(
+        tmp_path,
+        tiny_model,
+        "algorithm.total_steps=null",
+        "algorithm.total_epochs=1",
+        "algorithm.clip_schedule=[]",
+        "algorithm.mini_batch_size=2",
+        "algorithm.max_response_length=4",
+        "data.train.0.limit=9",
+        "hints={strategy: none}",
+        "eval.enabled=false",
+    )
+    job = plan(spec).job("train-p1")
+    assert job.params["end_step"] == 4  # 9 // 4 = 2 generations of 4 prompts, 4 // 2 = 2 steps each
+    problems = train_problems(spec)
+    train_phase(spec, job, tmp_path / "run", [p.problem for p in problems], [p.answer for p in problems])
+    last = max((tmp_path / "run/checkpoints/trl").glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[1]))
+    state = json.loads((last / "trainer_state.json").read_text())
+    assert (state["global_step"], state["epoch"]) == (4, 1.0)
+
+
 def test_kp_select_is_data_parallel_and_split_independent(tmp_path, tiny_model):
     import dataclasses
 

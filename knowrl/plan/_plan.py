@@ -162,7 +162,7 @@ def plan(spec, assumptions: dict | None = None) -> Plan:
             jobs.append(data_job)
             first_deps = [data_job.id]
         for i, (start, end, bounds) in enumerate(spec.algorithm.phases(), 1):
-            end = end if end is not None else start
+            end = end if end is not None else _epoch_steps(spec, backend)
             deps = [train_jobs[-1].id] if train_jobs else first_deps
             inputs = {"train_data": files.get("train", "data/train"), "checkpoints": "checkpoints"}
             if train_jobs:
@@ -227,6 +227,34 @@ def plan(spec, assumptions: dict | None = None) -> Plan:
     return Plan(run_id, h, r.backend, jobs, phases, a.model_dump(), cluster, inputs)
 
 
+def _epoch_steps(spec, backend) -> int:
+    """The step that ends training given in `algorithm.total_epochs`: the backend's steps over the training set.
+
+    Only a backend that can count its steps says so (`steps_for_epochs`); the
+    others refuse `total_epochs` in their capabilities, before this is reached.
+    The problems are counted here, so the plan (progress, checkpoints, eval of
+    `final`) knows the last step and the trainer is given it.
+    """
+    from knowrl.data import load_problems
+
+    a = spec.algorithm
+    count = getattr(backend.module, "steps_for_epochs", None)
+    if count is None:
+        raise PlanError(
+            f"the {backend.name} backend cannot count training steps from algorithm.total_epochs",
+            hint="set algorithm.total_steps instead",
+        )
+    problems = sum(len(load_problems(s.source, s.format, limit=s.limit).problems) for s in spec.data.train)
+    steps = count(spec, problems)
+    if steps < 1:
+        raise PlanError(
+            f"algorithm.total_epochs={a.total_epochs} over {problems} training problems is no training step: an "
+            f"epoch is the complete batches of algorithm.prompts_per_step={a.prompts_per_step} prompts",
+            hint="lower algorithm.prompts_per_step, add training problems, or set algorithm.total_steps",
+        )
+    return steps
+
+
 def _checkpoint(spec, ckpt, train_jobs: list[Job], backend) -> tuple[str | None, str]:
     """(the job that produces a checkpoint, its path) for `base`, `final` or a step number."""
     if ckpt == "base":
@@ -257,4 +285,4 @@ def _checkpoint(spec, ckpt, train_jobs: list[Job], backend) -> tuple[str | None,
                     f"schedule breakpoint at step {ckpt}",
                 )
             return job.id, backend.checkpoint_dir(ckpt)
-    raise PlanError(f"eval checkpoint {ckpt} is outside training (0..{spec.algorithm.total_steps})")
+    raise PlanError(f"eval checkpoint {ckpt} is outside training (0..{train_jobs[-1].params['end_step']})")
