@@ -19,12 +19,28 @@ UPDATE = os.environ.get("KNOWRL_UPDATE_SNAPSHOTS") == "1"
 RUN = "/runs/css-main"
 
 
-def snapshot(name: str, text: str) -> None:
-    """Compare with a checked-in file (KNOWRL_UPDATE_SNAPSHOTS=1 rewrites it), so default changes show as diffs."""
-    path = SNAPSHOTS / name
-    if UPDATE or not path.exists():
+def snapshot(name: str, text: str, *, update: bool | None = None, folder: Path = SNAPSHOTS) -> None:
+    """Compare with a checked-in file, so default changes show as diffs; only KNOWRL_UPDATE_SNAPSHOTS=1 writes it.
+
+    A missing snapshot fails like a changed one: a deleted file, or a new test whose file was never
+    reviewed, must not pass by writing what it is compared with."""
+    path = folder / name
+    if UPDATE if update is None else update:
         path.write_text(text)
+    if not path.exists():
+        pytest.fail(f"snapshot {name} is missing; review the output and write it with KNOWRL_UPDATE_SNAPSHOTS=1")
     assert text == path.read_text(), f"{name} changed; review and rerun with KNOWRL_UPDATE_SNAPSHOTS=1"
+
+
+def test_a_missing_or_changed_snapshot_fails_and_only_the_flag_writes_it(tmp_path):
+    with pytest.raises(pytest.fail.Exception, match="snapshot new.json is missing"):
+        snapshot("new.json", "{}\n", update=False, folder=tmp_path)
+    assert not (tmp_path / "new.json").exists()
+    snapshot("new.json", "{}\n", update=True, folder=tmp_path)
+    assert (tmp_path / "new.json").read_text() == "{}\n"
+    snapshot("new.json", "{}\n", update=False, folder=tmp_path)
+    with pytest.raises(AssertionError, match="new.json changed"):
+        snapshot("new.json", "[]\n", update=False, folder=tmp_path)
 
 
 @pytest.fixture(scope="module")
