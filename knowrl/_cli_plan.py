@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -17,6 +18,14 @@ sweep_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 SpecArg = Annotated[Path, typer.Argument(help="Experiment spec (YAML).", show_default=False)]
 OverridesArg = Annotated[
     list[str] | None, typer.Argument(help="Overrides, e.g. resources.nodes=4.", show_default=False)
+]
+SmokeOpt = Annotated[
+    bool,
+    typer.Option(
+        "--smoke",
+        help="The spec shrunk by the smoke profile (2 steps in phase 1, 1 in each later phase, 1 node, a few "
+        "problems and samples): a run of its own that finds a broken setup in minutes.",
+    ),
 ]
 AssumeOpt = Annotated[list[str] | None, typer.Option("--assume", help="Cost assumption key=value (repeatable).")]
 
@@ -84,17 +93,30 @@ def plan_command(
     overrides: OverridesArg = None,
     assume: AssumeOpt = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the plan as JSON.")] = False,
+    smoke: SmokeOpt = False,
 ) -> None:
     """Resolve a spec into its job DAG: resources, clip-schedule phases and GPU-hour estimates."""
     from knowrl.plan import plan
-    from knowrl.spec import load_spec
 
-    s = load_spec(spec, overrides or [])
+    s, profile = load(spec, overrides, smoke)
     p = plan(s, _assumptions(assume))
     if as_json:
-        typer.echo(json.dumps(p.to_dict(), indent=2))
-    else:
-        print_plan(p, s)
+        typer.echo(json.dumps({**p.to_dict(), "smoke_overrides": profile} if smoke else p.to_dict(), indent=2))
+        return
+    if smoke:
+        typer.echo("smoke profile (overrides on top of the spec; yours win):\n" + "".join(f"  {o}\n" for o in profile))
+    print_plan(p, s)
+
+
+def load(spec: Path, overrides: list[str] | None, smoke: bool = False):
+    """(the spec, the smoke profile's overrides in force: [] without --smoke)."""
+    if smoke:
+        from knowrl.plan._smoke import load_smoke
+
+        return load_smoke(spec, overrides or [])
+    from knowrl.spec import load_spec
+
+    return load_spec(spec, overrides or []), []
 
 
 def topological(jobs) -> list:
@@ -122,30 +144,36 @@ def write_compiled(s, p, out: Path, run_dir: str | None = None, say=print) -> li
     from knowrl._io import atomic_write_bytes
     from knowrl.backends import get_backend
     from knowrl.backends._data import write_backend_data
+    from knowrl.runtime._cluster import for_cluster
     from knowrl.runtime._layout import write_manifest
     from knowrl.runtime._submission import submission
 
     backend = get_backend(p.backend)
     run_dir = str(Path(run_dir).absolute()) if run_dir else str(out.absolute())
     written = []
+    s = for_cluster(s)  # every local path absolute: the jobs start elsewhere
     write_manifest(out, s, p)  # what `python -m knowrl.runtime.job_main RUN JOB` reads
     lines = [
         "#!/usr/bin/env bash",
         f"# knowrl plan {p.run_id} for {s.name} ({p.backend} {s.resources.backend_version}); spec {p.spec_hash}",
-        f"# Jobs in dependency order, reading and writing {run_dir}.",
+        f"# Jobs in dependency order, reading and writing {run_dir}: the entrypoints of submit.json, with their",
+        "# runtime env's variables; knowrl's code (the submissions' py_modules) comes from PYTHONPATH here.",
         "set -euo pipefail",
+        f"export PYTHONPATH={shlex.quote(str(Path(__file__).resolve().parent.parent))}${{PYTHONPATH:+:$PYTHONPATH}}",
         "",
     ]
     requests = []
     for job in topological(p.jobs):
-        launch = backend.compile(job, s, p, run_dir)
-        request, _ = submission(job, s, p, run_dir)
-        for name, text in launch.files.items():
+        request, files = submission(job, s, p, run_dir)
+        for name, text in files.items():
             atomic_write_bytes(out / name, text.encode())
             written.append(out / name)
         requests.append({"job": job.id, "kind": job.kind, "depends_on": job.depends_on, **request})
         deps = f" (after {', '.join(job.depends_on)})" if job.depends_on else ""
-        lines += [f"# {job.id}: {job.kind}{deps}", launch.entrypoint, ""]
+        env = request["runtime_env"].get("env_vars", {})
+        prefix = "env " + " ".join(shlex.quote(f"{k}={v}") for k, v in env.items()) + " " if env else ""
+        entry = request["entrypoint"]
+        lines += [f"# {job.id}: {job.kind}{deps}", f"{prefix}sh -c {shlex.quote(entry)}" if env else entry, ""]
     if backend.data_files(s):
         if s.hints.source == "compute" and s.hints.strategy != "none":
             say("data: rendered by the `data` job once kp_select has chosen the hints")

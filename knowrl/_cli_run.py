@@ -74,15 +74,13 @@ def cancel(
     manifest = read_json(run / "manifest.json")
     jobs = Plan.from_dict(manifest["plan"]).jobs
     if manifest.get("ray_address"):
-        from knowrl.runtime._cluster import client
+        from knowrl.runtime._cluster import cancel_run
 
-        c = client(manifest["ray_address"])
-        for job in jobs:
-            st = job_status(run, job.id)
-            if st.get("active"):
-                c.stop_job(st["submission_id"])
-                write_status(run, job, "cancelled", active=False, finished_at=now(), error="cancelled")
-                typer.echo(f"stopped {job.id} ({st['submission_id']})")
+        stopped = cancel_run(run, manifest["ray_address"])
+        typer.echo(
+            f"cancelled run {run.name}: stopped {', '.join(stopped) or 'no running job'}; nothing more is submitted "
+            "until `knowrl run` resumes it (finished jobs are kept)"
+        )
         return
     from knowrl.runtime._engine import stop_driver
 
@@ -113,6 +111,14 @@ def run(
             "(skip for an autoscaling cluster that grows on demand).",
         ),
     ] = True,
+    smoke: Annotated[
+        bool,
+        typer.Option(
+            "--smoke",
+            help="Run the spec shrunk by the smoke profile (`knowrl plan --smoke` shows it): the same backend, "
+            "release, data and checkpoint hand-overs in minutes, as a run of its own.",
+        ),
+    ] = False,
     same_inputs: Annotated[
         bool,
         typer.Option(
@@ -128,10 +134,12 @@ def run(
     inputs is a new run, and says so."""
     from rich.console import Console
 
-    from knowrl.spec import load_spec
+    from knowrl._cli_plan import load
 
-    s = load_spec(spec, overrides or [])
+    s, profile = load(spec, overrides, smoke)
     console = Console()
+    if smoke:
+        console.print(f"smoke run of {spec}: {len(profile)} overrides of the smoke profile (`knowrl plan --smoke`)")
     from knowrl.plan import plan
 
     p = plan(s)

@@ -28,7 +28,12 @@ def free_port() -> int:
 def ray_head():
     temp = tempfile.mkdtemp(prefix="kr", dir="/tmp")  # Ray's socket paths must stay short
     port, dash = free_port(), free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # the nodes' python3: this environment's
+    }
     head = subprocess.Popen(
         [
             RAY,
@@ -204,3 +209,90 @@ def test_a_training_submission_is_placed_and_its_placement_group_gets_the_gpus(r
         time.sleep(1)
     assert status == "SUCCEEDED", c.get_job_logs(request["submission_id"])
     assert "placed CREATED" in c.get_job_logs(request["submission_id"])
+
+
+def _wait_until_settled(run: Path, storage: Path, timeout_s: float = 300) -> dict:
+    """`knowrl status` (which reconciles with Ray) until no job is active; the final states."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        s = run_cli("status", run.name, "--storage", str(storage))
+        assert s.returncode == 0, s.stderr
+        states = {p.parent.name: json.loads(p.read_text()) for p in run.glob("*/status.json")}
+        if states and not any(st.get("active") for st in states.values()):
+            return states
+        assert time.monotonic() < deadline, states
+        time.sleep(1)
+
+
+def test_a_run_submitted_from_another_directory_with_relative_paths_runs(ray_head, tmp_path, tiny_model):
+    """Finding 2: storage, data and model given relative to the submitting directory reach the jobs absolute."""
+    work = tmp_path / "work"
+    (work / "data").mkdir(parents=True)
+    (work / "data/val.jsonl").write_text((EXPERIMENTS / "data/quickstart/val.jsonl").read_text())
+    (work / "model").symlink_to(tiny_model)
+    r = run_cli(
+        "run",
+        str(EXPERIMENTS / "quickstart-tiny.yaml"),
+        "model.path=model",
+        "data.train=[]",
+        "eval.benchmarks.0.source=data/val.jsonl",
+        "eval.checkpoints=[base]",
+        "eval.hint_modes=[none]",
+        "eval.limit=2",
+        "hints={strategy: none}",
+        "resources.storage=store",
+        "registry.path=reg.duckdb",
+        "tracking.backend=none",
+        "--address",
+        ray_head,
+        "--allow-dirty",
+        cwd=work,
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    run = next((work / "store/runs").iterdir())
+    spec = json.loads((run / "manifest.json").read_text())["spec"]
+    assert spec["model"]["path"] == str(work / "model")
+    assert spec["eval"]["benchmarks"][0]["source"] == str(work / "data/val.jsonl")
+    assert spec["resources"]["storage"] == str(work / "store")
+    assert json.loads((run / "eval-base-arith-none/status.json").read_text())["status"] == "succeeded"
+
+
+def test_a_cancelled_cluster_run_stays_cancelled(ray_head, tmp_path, tiny_model):
+    """Finding 4: `knowrl status` after `knowrl cancel` resubmits nothing, running or pending."""
+    store = tmp_path / "store"
+    big = tmp_path / "many.jsonl"
+    big.write_text("".join(f'{{"problem": "What is {i} + {i}?", "answer": "{2 * i}"}}\n' for i in range(400)))
+    args = [
+        f"model.path={tiny_model}",
+        "data.train=[]",
+        f"eval.benchmarks.0.source={big}",
+        "eval.checkpoints=[base]",
+        "eval.hint_modes=[none, all]",
+        "eval.samples={arith: 8}",
+        "hints={strategy: none}",
+        f"resources.storage={store}",
+        f"registry.path={tmp_path / 'reg.duckdb'}",
+        "tracking.backend=none",
+        "resources.cpus_per_job=2",  # one eval at a time on the 2-CPU head: the other waits in Ray's queue
+    ]
+    r = run_cli("run", "experiments/quickstart-tiny.yaml", *args, "--address", ray_head, "--detach", "--allow-dirty")
+    assert r.returncode == 0, r.stderr
+    run = next((store / "runs").iterdir())
+    deadline = time.monotonic() + 180
+    while not list(run.glob("*/job.log")):  # a job is running on the cluster
+        assert time.monotonic() < deadline
+        time.sleep(0.5)
+    c = run_cli("cancel", run.name, "--storage", str(store))
+    assert c.returncode == 0, c.stderr
+    assert "cancelled run" in c.stdout and "eval-base-arith-" in c.stdout
+    for _ in range(2):  # each `knowrl status` reconciles and would resubmit what has attempts left
+        states = _wait_until_settled(run, store)
+    assert {k: v["status"] for k, v in states.items()} == {
+        "eval-base-arith-none": "cancelled",
+        "eval-base-arith-all": "cancelled",
+    }
+    assert all(v["attempts"] == 1 for v in states.values()), states
+    from ray.job_submission import JobSubmissionClient
+
+    ids = [j.submission_id for j in JobSubmissionClient(ray_head).list_jobs() if run.name in (j.submission_id or "")]
+    assert sorted(ids) == [f"knowrl-{run.name}-eval-base-arith-all-1", f"knowrl-{run.name}-eval-base-arith-none-1"]

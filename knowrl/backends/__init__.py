@@ -32,6 +32,10 @@ class _Adapter:
     def checkpoint_dir(self, step: int) -> str:
         return self.module.checkpoint_dir(step)
 
+    def checkpoint_done(self, run, step: int) -> bool:
+        """Whether the backend has a complete checkpoint of `step` in the run (a phase ending there is done)."""
+        return bool(getattr(self.module, "checkpoint_done", lambda run, step: False)(run, step))
+
     @property
     def exports(self) -> bool:
         """Whether its checkpoints need converting to Hugging Face folders before eval can load them."""

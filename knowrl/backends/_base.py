@@ -60,68 +60,11 @@ def knowrl_runtime_env(env_vars: dict[str, str]) -> dict:
 
 
 def knowrl_job(job, spec, run_dir: str) -> Launch:
-    """Data, eval and KP-selection jobs: knowrl's own commands, the same on every backend."""
-    q = shlex.quote
-    p = job.params
-    if job.kind == "eval":
-        model = job.inputs["model"]
-        model = model if model == spec.model.path else f"{run_dir}/{model}"
-        suite = spec.eval.suite or "inline"
-        out = f"{run_dir}/{job.id}"  # the layout `knowrl ingest` reads
-        parts = [
-            "knowrl",
-            "eval",
-            "--model",
-            q(model),
-            "--suite",
-            q(suite),
-            "--benchmarks",
-            q(p["benchmark"]),
-            "--hint-modes",
-            q(p["hint_mode"]),
-            "--samples",
-            str(p["samples"]),
-            "--max-tokens",
-            str(spec.eval.sampling.max_tokens),
-            "--temperature",
-            str(spec.eval.sampling.temperature),
-            "--top-p",
-            str(spec.eval.sampling.top_p),
-            "--generator",
-            spec.eval.generator,
-            "--seed",
-            str(spec.seed),
-            "--out",
-            q(out),
-        ]
-        if spec.eval.data:
-            parts += ["--data", q(spec.eval.data)]
-        if not spec.reward.require_think_close:
-            parts.append("--no-require-think-close")
-        return Launch(job.id, " ".join(parts), runtime_env=knowrl_runtime_env({}))
-    if job.kind == "data":  # renders from the run's manifest (and kp_select's output), as on a cluster
-        return Launch(
-            job.id, f"python3 -m knowrl.runtime.job_main {q(run_dir)} {job.id}", runtime_env=knowrl_runtime_env({})
-        )
-    if job.kind == "kp_select":
-        h = spec.hints
-        data = spec.data.train[0].source if spec.data.train else ""
-        parts = [
-            "knowrl",
-            "kp",
-            "select",
-            "--data",
-            q(data),
-            "--strategy",
-            h.strategy,
-            "--model",
-            q(spec.model.path),
-            "--generator",
-            "vllm" if spec.resources.gpus_per_node else "transformers",
-            "--out",
-            q(f"{run_dir}/{job.outputs['selections']}"),
-        ]
-        params = h.model_dump(exclude={"strategy", "source", "field", "sampling"})
-        parts += [item for k, v in sorted(params.items()) for item in ("--param", q(f"{k}={v}"))]
-        return Launch(job.id, " ".join(parts), runtime_env=knowrl_runtime_env({}))
-    raise ValueError(f"knowrl has no command for a {job.kind} job")
+    """Data, eval and KP-selection jobs: knowrl's own job runner, the same command on every backend.
+
+    The runner reads the job and the whole spec from the run's manifest, so
+    nothing the spec says (the prompt suffix, `eval.limit`, tensor parallel,
+    the hint generator, every training source) is lost in a command line.
+    """
+    command = f"python3 -m knowrl.runtime.job_main {shlex.quote(run_dir)} {shlex.quote(job.id)}"
+    return Launch(job.id, command, runtime_env=knowrl_runtime_env({}))

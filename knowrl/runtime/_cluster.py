@@ -10,13 +10,13 @@ lives in the run directory and Ray, so `--detach` returns at once and
 from __future__ import annotations
 
 import shlex
-import sys
 import time
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
 from knowrl.runtime._engine import lock_run
 from knowrl.runtime._layout import job_status, now, read_json, run_path, write_json, write_manifest, write_status
+from knowrl.runtime._retry import CANCELLED, attempts_left, record_failure, renew_budgets, startable
 
 ACTIVE = ("PENDING", "RUNNING")
 
@@ -71,22 +71,53 @@ def client(address: str):
 def submit_run(
     spec, address: str, *, detach: bool = False, preflight: bool = True, say=print, poll_s: float = 1.0
 ) -> dict:
-    """Create or resume the run and follow it on the cluster (one pass with `detach`)."""
+    """Create or resume the run and follow it on the cluster (one pass with `detach`).
+
+    The run directory and every local path the jobs read are made absolute
+    first: a Ray job starts in a working directory of Ray's own, and the
+    training commands `cd` into the backend's checkout.
+    """
     from knowrl.plan import plan
 
     p = plan(spec)
-    run = run_path(spec.resources.storage, p.run_id)
+    run = run_path(Path(spec.resources.storage).absolute(), p.run_id)
     if preflight and not all(job_status(run, j.id)["status"] == "succeeded" for j in p.jobs):
         check_cluster(client(address), address, p, spec, say)  # before anything is written or submitted
     if not (run / "manifest.json").exists():
-        write_manifest(run, spec, p)
+        write_manifest(run, for_cluster(spec), p)
         m = read_json(run / "manifest.json")
         write_json(run / "manifest.json", {**m, "ray_address": address})
-    for job in p.jobs:  # an explicit `knowrl run` gives failed jobs a fresh retry budget
-        st = job_status(run, job.id)
-        if st["status"] in ("failed", "cancelled") and not st.get("active"):
-            write_status(run, job, st["status"], budget_from=st.get("attempts", 0), retry_at=0, retryable=True)
+    renew_budgets(run, p.jobs)  # an explicit `knowrl run` gives failed jobs a fresh budget and lifts a cancel
     return follow(run, address, detach=detach, say=say, poll_s=poll_s)
+
+
+PATH_KEYS = ("model.path", "model.tokenizer", "eval.data", "resources.storage", "resources.backend_dir")
+"""Spec values that may name a local file or folder, besides every `data.train[].source` and validation source."""
+
+
+def for_cluster(spec, cwd: Path | None = None):
+    """The spec with each relative path that exists here made absolute (Hub ids and `hf://` sources stay)."""
+    from knowrl.spec import validate
+
+    cwd = cwd or Path.cwd()
+    raw = spec.model_dump(mode="json")
+
+    def absolute(value):
+        if not isinstance(value, str) or not value or "://" in value or Path(value).is_absolute():
+            return value
+        return str((cwd / value).absolute()) if (cwd / value).exists() else value
+
+    for dotted in PATH_KEYS:
+        *parents, leaf = dotted.split(".")
+        node = raw
+        for part in parents:
+            node = node[part]
+        node[leaf] = absolute(node[leaf])
+    raw["resources"]["storage"] = str((cwd / spec.resources.storage).absolute())
+    for role in ("train", "validation"):
+        for source in raw["data"][role]:
+            source["source"] = absolute(source["source"])
+    return validate(raw)
 
 
 def check_cluster(c, address: str, p, spec, say=print, timeout_s: float = 180.0) -> None:
@@ -96,13 +127,14 @@ def check_cluster(c, address: str, p, spec, say=print, timeout_s: float = 180.0)
     checkout is reported in seconds rather than after the selection and eval
     jobs before training have spent their GPU hours.
     """
-    _check_gpus(address, p)
-    checks = [(f"{sys.executable} -c 'import knowrl'", f"knowrl for {sys.executable}")]
-    if any(j.kind == "train" for j in p.jobs):
-        from knowrl.backends import get_backend
+    from knowrl.backends import get_backend
+    from knowrl.runtime._submission import requirements
 
+    _check_gpus(address, p)
+    checks = requirements(p, spec)
+    if spec.resources.backend != "local" and any(j.kind in ("train", "export") for j in p.jobs):
         checks += get_backend(p.backend).requirements(spec)
-    _probe(c, address, f"knowrl-{p.run_id}-preflight-{int(time.time())}", checks, say, timeout_s)
+    _probe(c, address, f"knowrl-{p.run_id[:12]}-preflight-{int(time.time())}", checks, say, timeout_s)
 
 
 def _check_gpus(address: str, p) -> None:
@@ -130,14 +162,27 @@ def _check_gpus(address: str, p) -> None:
             )
 
 
+VERSIONS = "python3 -c " + shlex.quote(
+    "import platform, ray; print('cluster: Python', platform.python_version(), 'Ray', ray.__version__)"
+)
+"""What the preflight reports of the nodes' Python and Ray: knowrl's jobs and code run on both."""
+
+
 def _probe(c, address: str, sid: str, checks: list[tuple[str, str]], say, timeout_s: float) -> None:
-    """One small Ray job runs every (shell check, what is missing) where the jobs will run; all misses reported."""
-    script = "".join(
+    """One small Ray job runs every (shell check, what is missing) where the jobs will run; all misses reported.
+
+    It carries the same runtime env as knowrl's jobs (knowrl's code as
+    `py_modules`), so it asks of the cluster exactly what they will need.
+    """
+    from knowrl.backends._base import knowrl_runtime_env
+
+    script = f"{VERSIONS} 2>/dev/null || true\n" + "".join(
         f"if ! {{ {cmd}; }} >/dev/null 2>&1; then echo {shlex.quote('missing: ' + what)}; fail=1; fi\n"
         for cmd, what in checks
     )
     entrypoint = f"sh -c {shlex.quote('fail=0' + chr(10) + script + 'exit $fail')}"
-    call(lambda: c.submit_job(entrypoint=entrypoint, submission_id=sid), "submitting the preflight job")
+    env = knowrl_runtime_env({})
+    call(lambda: c.submit_job(entrypoint=entrypoint, submission_id=sid, runtime_env=env), "submitting the preflight")
     say(f"preflight: checking the cluster's software ({sid})")
     deadline = time.monotonic() + timeout_s
     while (status := _ray_status(c, sid)) in ACTIVE:
@@ -148,12 +193,12 @@ def _probe(c, address: str, sid: str, checks: list[tuple[str, str]], say, timeou
                 hint="is the cluster saturated? `ray job logs` shows it; --no-preflight skips the check",
             )
         time.sleep(0.5)
+    lines = call(lambda: c.get_job_logs(sid), f"reading {sid}'s log").splitlines()
+    for line in lines:
+        if line.startswith("cluster: "):
+            say(f"preflight: {line}")
     if status != "SUCCEEDED":
-        missing = [
-            line.removeprefix("missing: ")
-            for line in call(lambda: c.get_job_logs(sid), f"reading {sid}'s log").splitlines()
-            if line.startswith("missing: ")
-        ]
+        missing = [line.removeprefix("missing: ") for line in lines if line.startswith("missing: ")]
         raise KnowrlError(
             f"the Ray cluster at {address} cannot run this plan: "
             + ("; ".join(missing) or f"preflight job {sid} {status.lower()}"),
@@ -164,6 +209,7 @@ def _probe(c, address: str, sid: str, checks: list[tuple[str, str]], say, timeou
 
 def follow(run: Path, address: str | None = None, *, detach: bool = False, say=print, poll_s: float = 1.0) -> dict:
     """Reconcile job states with Ray, submit what became ready, ingest what finished; repeat unless detached."""
+    from knowrl.backends import get_backend
     from knowrl.plan._plan import Plan
     from knowrl.registry import ingest
     from knowrl.spec import validate
@@ -174,34 +220,71 @@ def follow(run: Path, address: str | None = None, *, detach: bool = False, say=p
         raise KnowrlError(f"run {run.name} was not submitted to a cluster")
     spec = validate(manifest["spec"])
     p = Plan.from_dict(manifest["plan"])
-    jobs = p.jobs
+    backend, policy = get_backend(p.backend), spec.resources.retries
     c = client(address)
     lock = lock_run(run)
     try:
         while True:
-            finished = _reconcile(c, run, jobs, spec.resources.retries, say, spec.resources.backend)
+            finished = _reconcile(c, run, p.jobs, policy, say, spec.resources.backend)
+            finished |= _phases_already_done(run, p.jobs, backend, say)
             if finished:
                 ingest(spec.registry.path, [run], only_jobs=finished)
-            states = {j.id: job_status(run, j.id) for j in jobs}
-            waiting = []  # failed jobs with attempts left, in their backoff
-            for job in jobs:
+            states = {j.id: job_status(run, j.id) for j in p.jobs}
+            waiting = []  # jobs whose dependencies succeeded and that may still start (some in their backoff)
+            for job in p.jobs:
                 st = states[job.id]
-                deps_ok = all(states[d]["status"] == "succeeded" for d in job.depends_on)
-                left = spec.resources.retries.attempts(job.kind) - (st.get("attempts", 0) - st.get("budget_from", 0))
-                if st["status"] == "failed" and st.get("retryable") is False:
-                    left = 0  # bad input fails the same way every time; `knowrl run` again after fixing it
-                if st["status"] in ("pending", "failed", "cancelled") and deps_ok and not st.get("active") and left > 0:
-                    if time.time() >= st.get("retry_at", 0):
-                        _submit(c, run, spec, p, job, st.get("attempts", 0) + 1, say)
-                    else:
-                        waiting.append(job.id)
-            states = {j.id: job_status(run, j.id) for j in jobs}
+                if st["status"] == "succeeded" or st.get("active"):
+                    continue
+                if not all(states[d]["status"] == "succeeded" for d in job.depends_on):
+                    continue
+                if startable(policy, job, st, run):
+                    _submit(c, run, spec, p, job, st.get("attempts", 0) + 1, say)
+                elif attempts_left(policy, job, st) > 0 and not (run / CANCELLED).exists():
+                    waiting.append(job.id)
+            states = {j.id: job_status(run, j.id) for j in p.jobs}
             active = [j for j, s in states.items() if s.get("active")]
             if detach or not (active or waiting):
                 return {j: s["status"] for j, s in states.items()}
             time.sleep(poll_s)
     finally:
         lock.close()
+
+
+def _phases_already_done(run: Path, jobs, backend, say) -> set[str]:
+    """Training phases whose backend checkpoint at their last step is complete: done, whatever Ray said.
+
+    A phase that saved its last step and then failed (in teardown, say) would
+    otherwise be retried, and the backend's resume would load that step, add
+    one and train a step past the phase's end at the phase's old clip bounds.
+    """
+    done = set()
+    for job in jobs:
+        if job.kind != "train" or job.params.get("end_step") is None:
+            continue
+        st = job_status(run, job.id)
+        if st["status"] == "succeeded" or st.get("active") or not backend.checkpoint_done(run, job.params["end_step"]):
+            continue
+        summary = {"steps": job.params["end_step"], "note": "its checkpoint at the phase's last step is complete"}
+        write_status(run, job, "succeeded", active=False, finished_at=st.get("finished_at") or now(), summary=summary)
+        say(f"{job.id}: succeeded (checkpoint at step {job.params['end_step']} found complete)")
+        done.add(job.id)
+    return done
+
+
+def cancel_run(run: Path, address: str) -> list[str]:
+    """Stop a cluster run: mark it cancelled first (so no follow loop resubmits), then stop its Ray jobs."""
+    from knowrl.plan._plan import Plan
+
+    write_json(run / CANCELLED, {"cancelled_at": now()})
+    c = client(address)
+    stopped = []
+    for job in Plan.from_dict(read_json(run / "manifest.json")["plan"]).jobs:
+        st = job_status(run, job.id)
+        if st.get("active"):
+            call(lambda sid=st["submission_id"]: c.stop_job(sid), f"stopping {st['submission_id']}")
+            write_status(run, job, "cancelled", active=False, finished_at=now(), error="cancelled (`knowrl cancel`)")
+            stopped.append(f"{job.id} ({st['submission_id']})")
+    return stopped
 
 
 def _submit(c, run: Path, spec, p, job, attempt: int, say) -> None:
@@ -217,7 +300,7 @@ def _submit(c, run: Path, spec, p, job, attempt: int, say) -> None:
     say(f"submitted {job.id} as {sid}")
 
 
-def _reconcile(c, run: Path, jobs, retries, say, backend: str = "local") -> set[str]:
+def _reconcile(c, run: Path, jobs, policy, say, backend: str = "local") -> set[str]:
     """Ray's word on every active submission; returns the jobs that just finished."""
     finished = set()
     for job in jobs:
@@ -234,10 +317,14 @@ def _reconcile(c, run: Path, jobs, retries, say, backend: str = "local") -> set[
             collect(run / job.id, backend, job.params.get("phase"))
         if ray_status == "SUCCEEDED":
             write_status(run, job, "succeeded", active=False, finished_at=st.get("finished_at") or now())
+            say(f"{job.id}: succeeded")
+        elif st["status"] == "cancelled" or (run / CANCELLED).exists():
+            write_status(run, job, "cancelled", active=False, finished_at=st.get("finished_at") or now())
+            say(f"{job.id}: cancelled")
         else:
             error = st.get("error") or f"Ray job {st['submission_id']} {ray_status.lower()}"
-            delay = retries.delay(st.get("attempts", 1) - st.get("budget_from", 0))
-            write_status(run, job, "failed", active=False, finished_at=now(), error=error, retry_at=time.time() + delay)
+            retryable = st.get("retryable") is not False  # knowrl's own jobs say whether their input was bad
+            say(f"{job.id}: failed ({error[:200]})")
+            say("  " + record_failure(run, job, policy, error, retryable=retryable, active=False, finished_at=now()))
         finished.add(job.id)
-        say(f"{job.id}: {job_status(run, job.id)['status']}")
     return finished

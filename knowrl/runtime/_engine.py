@@ -18,6 +18,7 @@ from pathlib import Path
 
 from knowrl._errors import KnowrlError
 from knowrl.runtime._layout import DamagedFile, job_status, now, read_json, run_path, write_manifest, write_status
+from knowrl.runtime._retry import attempts_left, record_failure, renew_budgets, startable
 from knowrl.runtime._tracking import RunTracker
 
 
@@ -179,6 +180,7 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
     try:
         fresh = not _manifest_readable(run, say)
         _mark_interrupted(run, p, say)
+        renew_budgets(run, p.jobs)
         statuses = {j.id: job_status(run, j.id)["status"] for j in p.jobs}
         if not fresh and all(s == "succeeded" for s in statuses.values()):
             say(f"run {p.run_id} of {spec.name} is already complete: nothing to do")
@@ -328,41 +330,36 @@ class _Bars:
 
 def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars) -> dict:
     from knowrl.runtime._jobs import execute
+    from knowrl.runtime._submission import driver_gpus
 
     remote = ray.remote(execute)
     spec_json = spec.model_dump(mode="json")
     running: dict = {}
-    attempts = {j.id: job_status(run, j.id).get("attempts", 0) for j in p.jobs}  # over every `knowrl run`
-    tries = dict.fromkeys(attempts, 0)  # in this one
-    retry_at: dict[str, float] = {}
     policy = spec.resources.retries
-    jobs = {j.id: j for j in p.jobs}
     bars.start()
     try:
         while True:
             busy = {job.id for job, _ in running.values()}
-            runnable = [
+            waiting = [
                 j
                 for j in p.jobs
                 if statuses[j.id] != "succeeded"
                 and j.id not in busy
                 and all(statuses[d] == "succeeded" for d in j.depends_on)
-                and tries[j.id] < policy.attempts(j.kind)
+                and attempts_left(policy, j, job_status(run, j.id)) > 0
             ]
-            ready = [j for j in runnable if retry_at.get(j.id, 0.0) <= time.monotonic()]
-            for job in ready:
-                attempts[job.id] += 1
-                tries[job.id] += 1
-                write_status(run, job, "running", attempts=attempts[job.id], started_at=now(), error=None)
+            for job in [j for j in waiting if startable(policy, j, job_status(run, j.id), run)]:
+                attempt = job_status(run, job.id).get("attempts", 0) + 1
+                write_status(run, job, "running", attempts=attempt, started_at=now(), error=None)
                 statuses[job.id] = "running"
-                res = dict(num_cpus=job.resources.cpus, num_gpus=job.resources.gpus or 0)
+                res = dict(num_cpus=job.resources.cpus, num_gpus=driver_gpus(job, spec))
                 ref = remote.options(**res).remote(dataclasses.asdict(job), spec_json, str(run))
                 running[ref] = (job, time.monotonic())
-                say(f"[bold]started[/] {job.id} (attempt {attempts[job.id]})")
+                say(f"[bold]started[/] {job.id} (attempt {attempt})")
             if not running:
-                if not runnable:
+                if not waiting:
                     break
-                time.sleep(max(0.0, min(retry_at[j.id] for j in runnable) - time.monotonic()))  # backoff
+                time.sleep(0.2)  # a backoff runs out
                 continue
             done, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
             bars.refresh(run, [job.id for job, _ in running.values()])
@@ -378,17 +375,11 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars
                 say(f"[green]done[/] {job.id} in {time.monotonic() - t0:.1f} s  {shown}")
             except Exception as e:  # the job's own error, reported by Ray
                 cause = getattr(e, "cause", e)
-                write_status(run, job, "failed", finished_at=now(), error=f"{type(cause).__name__}: {cause}"[:2000])
                 statuses[job.id] = "failed"
                 say(f"[red]failed[/] {job.id}: {type(cause).__name__}: {str(cause)[:300]}")
-                if isinstance(cause, KnowrlError):  # bad input: it would fail the same way again
-                    tries[job.id] = policy.attempts(job.kind)
-                    say(f"  not retrying {job.id}: fix the input, then `knowrl run` again")
-                elif tries[job.id] < policy.attempts(job.kind):
-                    delay = policy.delay(tries[job.id])
-                    retry_at[job.id] = time.monotonic() + delay
-                    of = policy.attempts(job.kind)
-                    say(f"  retrying {job.id} in {delay:g} s (attempt {tries[job.id] + 1} of {of})")
+                error = f"{type(cause).__name__}: {cause}"[:2000]
+                retryable = not isinstance(cause, KnowrlError)  # bad input would fail the same way again
+                say("  " + record_failure(run, job, policy, error, retryable=retryable, finished_at=now()))
             after_job({job.id})
     except KeyboardInterrupt:
         bars.stop()  # before the cancellations are printed
@@ -400,7 +391,7 @@ def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars
         raise
     finally:
         bars.stop()
-    blocked = [j for j in jobs if statuses[j] != "succeeded"]
+    blocked = [j.id for j in p.jobs if statuses[j.id] != "succeeded"]
     if blocked:
         say(
             f"[yellow]{len(blocked)} jobs did not finish[/] ({', '.join(blocked[:5])}"

@@ -23,14 +23,19 @@ class RetrySpec(SpecModel):
 
     kp_select: PositiveInt = 2
     """Attempts of a KP-selection job per `knowrl run`."""
+    data: PositiveInt = 2
+    """Attempts of a data job (rendering the training sets in the backend's format) per `knowrl run`."""
     train: PositiveInt = 2
     """Attempts of a training job per `knowrl run` (each resumes from the last checkpoint)."""
     eval: PositiveInt = 3
     """Attempts of an eval job per `knowrl run` (finished shards are kept)."""
+    export: PositiveInt = 2
+    """Attempts of an export job (a backend checkpoint converted to a Hugging Face folder) per `knowrl run`."""
     backoff_s: Annotated[float, Field(ge=0.0)] = 10.0
     """Wait before a job's first retry; it doubles with each further one."""
 
     def attempts(self, kind: str) -> int:
+        """Attempts per `knowrl run` of a job of this kind (every kind the planner makes has a field)."""
         return getattr(self, kind)
 
     def delay(self, attempt: int) -> float:
