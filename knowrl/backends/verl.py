@@ -7,13 +7,23 @@ config moved between them:
 
 - `0.4`: the authors' bundled fork (verl 0.4.0.dev, recipe `dapo_trainer.yaml`
   at Hasuer/KnowRL bed9a05; verl 0.4.1 is the nearest release). No `data.seed`
-  key (the sampler reads `data.get("seed", 1)`, so it is appended with `+`);
-  overlong shaping under `reward_model.overlong_buffer`; `custom_reward_function`
-  at the top.
-- `0.9`: verl 0.9.x with the recipe from verl-project/verl-recipe at e7f8895
-  (the submodule commit of verl v0.9.0). Overlong shaping moved to
+  key: the sampler reads `data.get("seed", 1)` and the authors' `train/knowrl.sh`
+  sets none, so their data order came from seed 1, which is what 0.4 compiles
+  (`+data.seed=1`; `knowrl plan` names the difference from the spec's `seed`).
+  Overlong shaping under `reward_model.overlong_buffer`; `custom_reward_function`
+  at the top. The fork has no `verl.model_merger` package: export runs its
+  `scripts/model_merger.py`, which reads config and tokenizer from `actor/`
+  itself (the fork writes no `huggingface/` folder).
+- `0.9`: verl 0.9.1 with the recipe from verl-project/verl-recipe at
+  `RECIPE_PIN` (the last commit of its `dapo/`, whose `main_dapo` imports
+  `BaseTaskRunner` from `verl.trainer.main_ppo_v0`; e7f8895, verl v0.9.0's
+  submodule, imports a `TaskRunner` from `verl.trainer.main_ppo` that 0.9.x no
+  longer has). Overlong shaping moved to
   `reward.reward_kwargs.overlong_buffer_cfg` (with `max_resp_len`), the reward
-  function to `reward.custom_reward_function`.
+  function to `reward.custom_reward_function`; export is `verl.model_merger`.
+
+Training and export run from the checkout (`cd` into `resources.backend_dir`),
+so the `verl` they import is the checkout's, on either release.
 
 The reward is knowrl's own function, so `</think>` is required exactly as the
 paper's reward does. Phases share `trainer.default_local_dir`; verl resumes
@@ -25,7 +35,9 @@ job's folder, which knowrl turns into `metrics.parquet`.
 from __future__ import annotations
 
 import os
+import re
 import shlex
+from pathlib import Path
 
 from knowrl.backends._base import Capabilities, Launch, knowrl_runtime_env
 from knowrl.backends._data import GRADING_SITE
@@ -34,15 +46,24 @@ from knowrl.grading._site import SITE_ENV
 name = "verl"
 DEFAULT_DIR = "/opt/verl"
 """Where a verl checkout lives; `resources.backend_dir` overrides it."""
+RECIPE_PIN = "ac8b84f74cf8cec08bb2ba2f73733c15bd6b8c43"
+"""verl-recipe commit whose `dapo` recipe imports against verl 0.9.1 (`make contract` imports it there)."""
+FORK_DATA_SEED = 1
+"""The data shuffle seed of the authors' run: their fork's default (`data.get("seed", 1)`), unset by train/knowrl.sh."""
 REWARD_FILE = "data/knowrl_reward.py"
 """The `custom_reward_function.path` verl loads: a one-line shim importing knowrl's reward."""
 
 
 def capabilities(spec) -> Capabilities:
-    errors = []
+    errors, approximations = [], []
     if spec.algorithm.total_steps is None:
         errors.append("algorithm.total_epochs (the compiler needs total_steps for trainer.total_training_steps)")
-    return Capabilities(errors, [])
+    if spec.resources.backend_version == "0.4" and spec.data.shuffle and spec.seed != FORK_DATA_SEED:
+        approximations.append(
+            f"verl 0.4 shuffles the training data with seed {FORK_DATA_SEED}, as the authors' run did (their fork's "
+            f"default; train/knowrl.sh sets no data.seed), not with seed {spec.seed} (knowrl's own jobs keep it)"
+        )
+    return Capabilities(errors, approximations)
 
 
 def _fmt(v) -> str:
@@ -67,7 +88,7 @@ def _release_overrides(spec, release: str, run_dir: str) -> list[tuple[str, obje
     reward_path = f"{run_dir}/{REWARD_FILE}"
     if release == "0.4":
         return [
-            ("+data.seed", spec.seed),
+            ("+data.seed", FORK_DATA_SEED),
             ("reward_model.overlong_buffer.enable", o.enabled),
             ("reward_model.overlong_buffer.len", o.buffer_length),
             ("reward_model.overlong_buffer.penalty_factor", o.penalty_factor),
@@ -167,12 +188,22 @@ def render_overrides(pairs: list[tuple[str, object]]) -> list[str]:
 
 
 def requirements(spec) -> list[tuple[str, str]]:
-    """(shell check, what is missing when it fails) for a cluster to run the compiled launch."""
-    d = spec.resources.backend_dir or DEFAULT_DIR
-    return [
+    """(shell check, what is missing when it fails) for a cluster to run the compiled launch.
+
+    The recipe's entry point is imported the way training runs it (from the checkout, by `python3`), so a recipe
+    that does not import against the installed verl is found before any job is submitted."""
+    d = shlex.quote(spec.resources.backend_dir or DEFAULT_DIR)
+    checks = [
         (f"test -d {d}/recipe/dapo", f"a verl checkout at {d} (recipe/dapo not found; set resources.backend_dir)"),
-        ("python3 -c 'import verl'", "the verl package for python3"),
+        (
+            f"cd {d} && python3 -c 'import recipe.dapo.main_dapo'",
+            f"verl's DAPO recipe importable by python3 from {d} (verl {spec.resources.backend_version} and its "
+            "dependencies installed for python3)",
+        ),
     ]
+    if spec.resources.backend_version == "0.4":
+        checks.append((f"test -f {d}/scripts/model_merger.py", f"the fork's scripts/model_merger.py in {d} (export)"))
+    return checks
 
 
 def check_tokenizer(spec) -> None:
@@ -191,6 +222,9 @@ def check_tokenizer(spec) -> None:
             "verl's reward manager strips before knowrl's reward sees the response: every reward would be 0",
             hint="use a tokenizer where </think> is an ordinary added token, or set reward.require_think_close: false",
         )
+
+
+_SHARD = re.compile(r"model_world_size_(\d+)_rank_(\d+)\.pt")
 
 
 def checkpoint_dir(step: int) -> str:
@@ -217,11 +251,58 @@ def compile_train(job, spec, plan, run_dir: str) -> Launch:
     return Launch(job.id, command, {overrides_file: "".join(a + "\n" for a in args), REWARD_FILE: shim}, env)
 
 
+def merger_command(release: str, backend_dir: str, actor_dir: str, target_dir: str) -> str:
+    """verl's own converter of `global_step_N/actor` FSDP shards to a Hugging Face folder, for the release.
+
+    0.9 has the `verl.model_merger` package (config and tokenizer from `actor/huggingface/`); the 0.4 fork has only
+    `scripts/model_merger.py` (config and tokenizer straight from `actor/`), run as a module so that `verl` is the
+    checkout's."""
+    q = shlex.quote
+    module = "scripts.model_merger" if release == "0.4" else "verl.model_merger"
+    return (
+        f"cd {q(backend_dir)} && python3 -m {module} merge --backend fsdp --local_dir {q(actor_dir)} "
+        f"--target_dir {q(target_dir)}"
+    )
+
+
 def compile_export(job, spec, run_dir: str) -> Launch:
     """verl's model merger: FSDP shards of `global_step_N/actor` -> a Hugging Face folder."""
     src, dst = f"{run_dir}/{job.inputs['checkpoint']}/actor", os.path.join(run_dir, job.outputs["model"])
-    command = (
-        f"python3 -m verl.model_merger merge --backend fsdp --local_dir {shlex.quote(src)} "
-        f"--target_dir {shlex.quote(dst)}"
-    )
+    command = merger_command(spec.resources.backend_version, spec.resources.backend_dir or DEFAULT_DIR, src, dst)
     return Launch(job.id, command, runtime_env=knowrl_runtime_env({}))
+
+
+TRACKER = "latest_checkpointed_iteration.txt"
+"""verl's record of its last complete checkpoint under `trainer.default_local_dir`, written after every part of it."""
+
+
+def checkpoint_done(run: Path, step: int) -> bool:
+    """Whether verl holds a complete checkpoint at step `step` or later, the one `resume_mode=auto` would load.
+
+    verl's trainer (the fork's and 0.9.1's `_save_checkpoint`) writes `global_step_N/actor` (each rank's model,
+    optimizer and extra-state shards), then `global_step_N/data.pt` (the dataloader), and last the tracker file
+    with N; on resume it loads the tracked N and trains N+1. A phase whose tracked checkpoint has reached its end
+    step is therefore done: run again, verl would train a step past it. A tracked folder that lacks a rank's shard
+    or the dataloader state is not complete (verl could not resume from it)."""
+    ckpt = Path(run) / "checkpoints"
+    try:
+        tracked = int((ckpt / TRACKER).read_text().strip())
+    except (OSError, ValueError):
+        return False
+    if tracked < step:
+        return False
+    folder = ckpt / f"global_step_{tracked}"
+    actor = folder / "actor"
+    if not (folder / "data.pt").is_file() or not actor.is_dir():
+        return False
+    shards = [m for p in actor.glob("model_world_size_*_rank_*.pt") if (m := _SHARD.fullmatch(p.name))]
+    if not shards:
+        return False
+    world = {int(m.group(1)) for m in shards}
+    if len(world) != 1:
+        return False
+    (size,) = world
+    ranks = {int(m.group(2)) for m in shards}
+    return ranks == set(range(size)) and all(
+        (actor / f"{kind}_world_size_{size}_rank_{r}.pt").is_file() for kind in ("optim", "extra_state") for r in ranks
+    )
