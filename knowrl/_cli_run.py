@@ -240,8 +240,14 @@ def status(
             continue
         if m and m.get("ray_address"):  # a cluster run: reconcile with Ray, submit what became ready, ingest
             from knowrl.runtime._cluster import follow
+            from knowrl.runtime._engine import RunLocked
 
-            follow(run, detach=True, say=typer.echo)
+            try:
+                follow(run, detach=True, say=typer.echo)
+            except RunLocked:  # an attached `knowrl run` follows it: show what the files say
+                trouble = f"  (followed by `knowrl run`, pid {lock_holder(run)})"
+            except Error as e:  # an unreachable cluster hides no other run either
+                trouble = f"  (not reconciled with Ray: {e.message})"
         local = m is not None and not m.get("ray_address")
         driven = local and lock_holder(run) is not None  # the manifest is read already: no driver_gone
         typer.echo(f"{run.name}  {m['name'] if m else '?'}" + ("  (running)" if driven else "") + trouble)

@@ -221,9 +221,9 @@ def follow(run: Path, address: str | None = None, *, detach: bool = False, say=p
     spec = validate(manifest["spec"])
     p = Plan.from_dict(manifest["plan"])
     backend, policy = get_backend(p.backend), spec.resources.retries
-    c = client(address)
-    lock = lock_run(run)
+    lock = lock_run(run)  # before Ray is asked anything: one follower per run
     try:
+        c = client(address)
         while True:
             finished = _reconcile(c, run, p.jobs, policy, say, spec.resources.backend)
             finished |= _phases_already_done(run, p.jobs, backend, say)

@@ -56,12 +56,33 @@ def lock_run(run: Path):
 
 
 def lock_holder(run: Path) -> int | None:
-    """The pid of the `knowrl run` holding the run's lock (None when nobody drives it)."""
-    if not (run / ".lock").exists():
+    """The pid of the `knowrl run` holding the run's lock (None when nobody drives it), without taking the lock.
+
+    Taking the lock to look would make a `knowrl run` starting at that moment
+    find it held; the kernel's table of flock locks (`/proc/locks`) names the
+    holder instead, also before it has written its pid into the file.
+    """
+    path = run / ".lock"
+    try:
+        inode = path.stat().st_ino
+    except FileNotFoundError:
         return None
-    with (run / ".lock").open("a+") as handle:
+    try:
+        table = Path("/proc/locks").read_text()
+    except OSError:
+        return _holder_by_trying(path)
+    for line in table.splitlines():  # "1: FLOCK  ADVISORY  WRITE 4242 fd:01:1234 0 EOF"
+        parts = line.split()
+        if len(parts) > 5 and parts[1] == "FLOCK" and parts[5].rsplit(":", 1)[-1] == str(inode):
+            return int(parts[4])
+    return None
+
+
+def _holder_by_trying(path: Path) -> int | None:
+    """Where the kernel publishes no lock table: try the lock (released at once) and read the pid."""
+    with path.open("a+") as handle:
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # got it: the lock was free
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             return None
         except BlockingIOError:
             handle.seek(0)
@@ -184,7 +205,7 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
         statuses = {j.id: job_status(run, j.id)["status"] for j in p.jobs}
         if not fresh and all(s == "succeeded" for s in statuses.values()):
             say(f"run {p.run_id} of {spec.name} is already complete: nothing to do")
-            _after(set(), p, run, spec, None, registry_timeout_s)  # into whichever registry this spec names
+            _after({j.id for j in p.jobs}, p, run, spec, None, registry_timeout_s)  # into the registry it names
             return statuses
         if spec.resources.backend == "local":  # the inputs load on this machine: say so before Ray starts
             check_inputs_here(spec, p)
@@ -207,10 +228,11 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
                     lambda jobs: _after(jobs, p, run, spec, tracker, registry_timeout_s),
                     _Bars(console),
                 )
-        finally:
-            ray.shutdown()
-            if tracker is not None:
-                tracker.close()
+        except BaseException:  # closing must not replace the error (or the Ctrl-C) already on its way
+            with contextlib.suppress(Exception):
+                _close(ray, tracker)
+            raise
+        _close(ray, tracker)
         return statuses
     finally:
         lock.close()
@@ -218,6 +240,12 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
             (run / ".lock").unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 run.rmdir()
+
+
+def _close(ray, tracker) -> None:
+    ray.shutdown()
+    if tracker is not None:
+        tracker.close()
 
 
 def _manifest_readable(run: Path, say) -> bool:

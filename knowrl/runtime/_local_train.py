@@ -14,6 +14,7 @@ import json
 from pathlib import Path
 
 from knowrl._io import write_rows
+from knowrl.runtime._backend_metrics import canonical_values
 from knowrl.runtime._layout import MetricLog, ProgressFile
 
 LOSS_TYPES = {"token-mean": "dapo", "seq-mean-token-mean": "grpo", "seq-mean-token-sum": "dr_grpo"}
@@ -87,13 +88,12 @@ def train_phase(spec, job, run_dir: Path, prompts: list[str], answers: list[str]
             bar.set(state.global_step)
 
         def on_log(self, args, state, control, logs=None, **kwargs):
-            values = {k: float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
-            values.update(group_stats[-1] if group_stats else {})
+            values = {f"train/{k}": float(v) for k, v in (logs or {}).items() if isinstance(v, int | float)}
+            values.update({f"train/{k}": v for k, v in (group_stats[-1] if group_stats else {}).items()})
+            values.update(canonical_values("local", values))  # the names every backend shares
             context = json.dumps({"phase": p["phase"]})
             step = state.global_step
-            log.append(
-                [{"step": step, "name": f"train/{k}", "value": v, "context": context} for k, v in values.items()]
-            )
+            log.append([{"step": step, "name": k, "value": v, "context": context} for k, v in values.items()])
 
     config = GRPOConfig(
         output_dir=str(trl_dir),

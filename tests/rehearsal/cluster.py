@@ -59,7 +59,7 @@ class Cluster:
             "--include-dashboard=true",
             f"--temp-dir={self.temp}",
         )
-        self._wait(lambda c: c.list_jobs() is not None, timeout_s, "the head's Jobs API")
+        self._wait(lambda c: c.submit_job(entrypoint="true") is not None, timeout_s, "the head's job agent")
         self._start("worker", f"--address=127.0.0.1:{self.port}")
         self._wait(lambda c: self.alive_nodes() == 2, timeout_s, "the worker node")
         return self
