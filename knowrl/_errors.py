@@ -53,6 +53,9 @@ class SpecError(KnowrlError):
         self.problems = sorted(problems, key=lambda p: _line_order(p.where))
         self.source = source
         n = len(self.problems)
+        if not n:  # one problem that is the whole message (a sweep key naming no list item): no count, no list
+            super().__init__(source or "the experiment spec is invalid")
+            return
         title = f"{source}: " if source else ""
         title += f"{n} problem{'s' if n != 1 else ''} in the experiment spec"
         super().__init__(title + "\n" + "\n".join(f"  - {p.render()}" for p in self.problems))

@@ -7,7 +7,9 @@ from math import comb
 
 import pyarrow.parquet as pq
 import pytest
+from conftest import EXPERIMENTS
 from datafiles import ANNOTATIONS, KPS, write_jsonl
+from scripted import ScriptedGenerator
 
 from knowrl import KnowrlError
 from knowrl.eval import AVG, EvalRequest, builtin_suite, resolve_suite, run_eval
@@ -173,7 +175,7 @@ def test_interrupted_eval_resumes_and_other_settings_are_refused(tmp_path):
 def test_select_modes_are_labelled_oracle_assisted(tmp_path):
     golds, correct = knowrl8_fixture(tmp_path / "data")
     suite = builtin_suite("knowrl8", str(tmp_path / "data")).subset(["AIME24"])
-    picks = lambda problems, strategy: {p.id: (0,) for p in problems}  # noqa: E731
+    picks = lambda problems, strategy, grader: {p.id: (0,) for p in problems}  # noqa: E731
     result = run_eval(
         EchoGenerator(golds, correct),
         EvalRequest(suite, ["none", "select:css"], limit=3),
@@ -186,3 +188,34 @@ def test_select_modes_are_labelled_oracle_assisted(tmp_path):
 
     _, table = table_rows(result)
     assert table[1][0] == "select:css (oracle-assisted)"
+
+
+def test_test_time_selection_grades_with_the_specs_reward_timeout(tmp_path, monkeypatch):
+    """`select:` rollouts are graded as the eval's samples are: with `reward.timeout_s`, not a default 5 s."""
+    import knowrl.generation
+    from knowrl.grading import _verify
+    from knowrl.plan import plan
+    from knowrl.runtime._jobs import run_eval_job
+    from knowrl.spec import load_spec
+
+    kps = ["Halving.", "Counting."]
+    data = write_jsonl(
+        tmp_path / "half.jsonl",
+        [{"id": f"h{i}", "problem": f"Halve {i}.", "answer": "1/2", "kp_list": kps} for i in (1, 2)],
+    )
+    # "0.5" against "1/2" is no fast-path match: math-verify (in its pool) decides, with the pool's timeout
+    gen = ScriptedGenerator(lambda problem, kps, j, seed: "0.5" if "Halving." in kps else "3", think=False)
+    monkeypatch.setattr(knowrl.generation, "make_generator", lambda *a, **k: gen)
+    timeouts = []
+    check = _verify.VerifyPool.check
+    monkeypatch.setattr(
+        _verify.VerifyPool, "check", lambda pool, pairs: timeouts.append(pool.timeout_s) or check(pool, pairs)
+    )
+    spec = load_spec(
+        EXPERIMENTS / "quickstart-tiny.yaml",
+        [f"eval.benchmarks.0.source={data}", "eval.hint_modes=[select:css]", "eval.checkpoints=[base]",
+         "reward.timeout_s=17", "data.train=[]", f"resources.storage={tmp_path}"],
+    )  # fmt: skip
+    job = next(j for j in plan(spec).jobs if j.kind == "eval")
+    assert run_eval_job(spec, job, tmp_path / "run") == {"accuracy": 1.0}  # CSS kept "Halving.", which answers
+    assert gen.calls > 1 and set(timeouts) == {17}  # the selection's rollouts and the samples, one timeout

@@ -173,3 +173,35 @@ def test_kp_extract_cli(tmp_path, tiny_model):
     rows = [json.loads(x) for x in (tmp_path / "k.jsonl").read_text().splitlines()]
     assert len(rows) == 1 and rows[0]["answer"] == "\\frac{1}{2}" and isinstance(rows[0]["kp_list"], list)
     assert "1 problems had no solution" in r.stdout
+
+
+DISK_FULL = """
+import resource, signal, sys
+from pathlib import Path
+from knowrl.kp._select import done_ids
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails with EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (int(sys.argv[2]), resource.RLIM_INFINITY))
+try:
+    done_ids(Path(sys.argv[1]))
+except OSError as e:
+    print("failed", e.errno)
+"""
+
+
+def test_dropping_a_torn_record_never_loses_finished_ones(tmp_path):
+    """The output is rewritten without its torn last line; a write that fails half-way keeps every record."""
+    import subprocess
+    import sys
+
+    out = tmp_path / "sel.jsonl"
+    records = [{"id": f"q{i}", "css_kept_kp_index": [i % 3], "pad": "x" * 200} for i in range(20)]
+    whole = "".join(json.dumps(r) + "\n" for r in records)
+    out.write_text(whole + '{"id": "q20", "css_ke')  # a crash mid-append
+    r = subprocess.run([sys.executable, "-c", DISK_FULL, str(out), "1024"], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("failed")  # the disk is full: the rewrite cannot be done ...
+    assert out.read_text().startswith(whole)  # ... but the finished records are all still there
+    from knowrl.kp._select import done_ids
+
+    assert done_ids(out) == {f"q{i}" for i in range(20)}
+    assert out.read_text() == whole and not list(tmp_path.glob(".sel.jsonl.*"))  # no temporary file left

@@ -208,3 +208,15 @@ def test_an_unknown_override_key_is_blamed_on_the_command_line(write):
     path = write("s.yaml", MINIMAL)
     p = one(path, ["seed=3", "foo.bar=1"])
     assert p.key == "foo" and p.where == "override #2 'foo.bar=1'"
+
+
+def test_a_spec_error_without_listed_problems_says_what_is_wrong(write):
+    assert str(SpecError([], source="sweep key a.0.b: no list item at that index")) == (
+        "sweep key a.0.b: no list item at that index"
+    )
+    assert "0 problems" not in str(SpecError([])) and str(SpecError([]))
+    path = write("s.yaml", MINIMAL + "algorithm: {clip_schedule: [{step: 5, high: 0.26}]}\n")
+    path.write_text(path.read_text() + "sweep: {grid: {algorithm.clip_schedule.3.high: [0.2, 0.25]}}\n")
+    r = run_cli("sweep", str(path))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "error: sweep key algorithm.clip_schedule.3.high: no list item at that index"

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from knowrl._errors import KnowrlError
 from knowrl._io import atomic_write_bytes, write_rows
@@ -26,9 +27,15 @@ from knowrl.generation import Generator, SamplingParams, user_prompt
 from knowrl.kp import render_prompt
 from knowrl.spec._base import DEFAULT_PROMPT_SUFFIX
 
+if TYPE_CHECKING:
+    from knowrl.grading import Grader
+
 AVG = "Avg."
-Selector = Callable[[list[Problem], str], dict[str, tuple[int, ...]]]
-"""(problems, strategy) -> selected KP indices per problem id, for `select:<strategy>` modes."""
+Selector = Callable[[list[Problem], str, "Grader"], dict[str, tuple[int, ...]]]
+"""(problems, strategy, the eval's grader) -> selected KP indices per problem id, for `select:<strategy>` modes.
+
+The eval hands the selector its own grader, so test-time selection grades rollouts with the request's
+`require_think_close` and `timeout_s` (the spec's `reward`), exactly as the samples are graded."""
 
 
 def is_oracle(mode: str) -> bool:
@@ -138,14 +145,16 @@ def _claim(out_dir: Path, fingerprint: dict) -> None:
     atomic_write_bytes(manifest, json.dumps(fingerprint, indent=2).encode())
 
 
-def _selections(problems: list[Problem], mode: str, selector: Selector | None) -> dict[str, tuple[int, ...]]:
+def _selections(
+    problems: list[Problem], mode: str, selector: Selector | None, grader: Grader
+) -> dict[str, tuple[int, ...]]:
     if is_oracle(mode):
         if selector is None:
             raise KnowrlError(
                 f"hint mode {mode} needs KP selection at test time, which this run cannot do",
                 hint="use precomputed modes (none, css, cbrs, all)",
             )
-        return selector(problems, mode.split(":", 1)[1])
+        return selector(problems, mode.split(":", 1)[1], grader)
     return {p.id: p.selection(mode) for p in problems}
 
 
@@ -160,7 +169,7 @@ def _run_shard(
     selector: Selector | None,
     progress,
 ) -> list[dict]:
-    selected = _selections(problems, mode, selector)
+    selected = _selections(problems, mode, selector, grader)
     prompts = [render_prompt(p, selected[p.id], request.suffix) for p in problems]
     seeds = [[sample_seed(request.seed, p.id, j) for j in range(n)] for p in problems]
     if progress:

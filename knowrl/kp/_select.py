@@ -14,6 +14,7 @@ import json
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from knowrl._io import atomic_write_bytes
 from knowrl.data import Problem
 from knowrl.kp._scorer import RolloutScorer, ScoringConfig
 from knowrl.kp._strategies import Selection, select_kps
@@ -88,8 +89,8 @@ def done_ids(out: Path) -> set[str]:
             good.append(json.loads(line))
         except json.JSONDecodeError:
             break
-    if len(good) != len(lines):
-        out.write_text("".join(json.dumps(r) + "\n" for r in good), encoding="utf-8")
+    if len(good) != len(lines):  # a new file in place of the old: a crash here loses no finished record
+        atomic_write_bytes(out, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in good).encode())
     return {r["id"] for r in good}
 
 
@@ -179,22 +180,28 @@ def _drive(pool, problems: list[Problem], one, broker, concurrency: int, record)
 
 def make_selector(
     generator,
-    grader,
+    grader=None,
     *,
     cache_dir: Path | None = None,
     seed: int = 0,
     suffix: str | None = None,
     sampling=None,
     like=None,
-) -> Callable[[list[Problem], str], dict[str, tuple[int, ...]]]:
+) -> Callable[..., dict[str, tuple[int, ...]]]:
     """For eval's `select:<strategy>` modes: selection at test time with the evaluated model and sampling.
 
     `like` (the spec's `hints`) lends its parameters -- rollouts, budget, bounds -- to the strategy it names,
-    so test-time selection scores subsets the way training-time selection did; other strategies get defaults."""
+    so test-time selection scores subsets the way training-time selection did; other strategies get defaults.
+    The rollouts are graded by the grader `run_eval` passes (the eval's own: its `</think>` rule and
+    `reward.timeout_s`), so selection and the samples it is judged by grade alike; `grader` serves callers
+    that pass none."""
 
-    def selector(problems: list[Problem], strategy: str) -> dict[str, tuple[int, ...]]:
+    def selector(problems: list[Problem], strategy: str, eval_grader=None) -> dict[str, tuple[int, ...]]:
         hints = like if like is not None and like.strategy == strategy else strategy_spec(strategy)
-        scorer = make_scorer(generator, grader, hints, seed=seed, cache_dir=cache_dir, suffix=suffix, sampling=sampling)
+        use = eval_grader if eval_grader is not None else grader
+        if use is None:
+            raise ValueError("test-time selection needs a grader: run_eval passes its own")
+        scorer = make_scorer(generator, use, hints, seed=seed, cache_dir=cache_dir, suffix=suffix, sampling=sampling)
         concurrency = _concurrency(hints, scorer)
         if concurrency == 1:
             return {p.id: select_kps(p, hints, scorer).indices for p in problems}
