@@ -40,8 +40,8 @@ def logs(
     files = [run / job / "job.log"] if job else sorted(run.glob("*/job.log"))
     if not files or not all(f.exists() for f in files):
         raise KnowrlError(f"no log for {job or 'any job'} in {run}", hint="jobs write job.log once they start")
-    from knowrl.runtime._engine import driver_gone
     from knowrl.runtime._layout import job_status
+    from knowrl.runtime._locks import driver_gone
 
     offsets = {}
     while True:
@@ -82,7 +82,7 @@ def cancel(
             "until `knowrl run` resumes it (finished jobs are kept)"
         )
         return
-    from knowrl.runtime._engine import stop_driver
+    from knowrl.runtime._locks import stop_driver
 
     how = stop_driver(run, grace)
     for job in jobs:  # a driver killed outright could not write its jobs' state
@@ -221,8 +221,8 @@ def status(
     """Every planned job of each run and its state, from the run directories (a damaged one is named, not fatal)."""
     from knowrl._errors import KnowrlError as Error
     from knowrl.plan._plan import Plan
-    from knowrl.runtime._engine import lock_holder
     from knowrl.runtime._layout import job_status, read_json
+    from knowrl.runtime._locks import lock_holder
 
     runs = sorted(r for r in (Path(storage) / "runs").glob(f"{run_id or ''}*") if r.is_dir())
     if not runs:
@@ -240,7 +240,7 @@ def status(
             continue
         if m and m.get("ray_address"):  # a cluster run: reconcile with Ray, submit what became ready, ingest
             from knowrl.runtime._cluster import follow
-            from knowrl.runtime._engine import RunLocked
+            from knowrl.runtime._locks import RunLocked
 
             try:
                 follow(run, detach=True, say=typer.echo)

@@ -101,7 +101,8 @@ def test_two_runs_of_one_spec_do_not_both_run(tmp_path, tiny_model):
     import fcntl
 
     from knowrl.plan import plan
-    from knowrl.runtime._engine import RunLocked, run_spec
+    from knowrl.runtime._engine import run_spec
+    from knowrl.runtime._locks import RunLocked
 
     spec = quickstart(tmp_path, tiny_model)
     run = tmp_path / "store" / "runs" / plan(spec).run_id

@@ -41,7 +41,7 @@ def _rows(problems: list, selections: dict[str, tuple[int, ...]], suffix: str, s
 def rendered_sets(spec, run: Path) -> dict[str, list[dict]]:
     """Role (`train`, `validation-0`, ...) -> rows with the prompt exactly as the model will see it."""
     from knowrl.data import load_problems
-    from knowrl.runtime._jobs import selections_for, train_problems
+    from knowrl.data._training import selections_for, train_problems
 
     problems = train_problems(spec)
     out = {"train": _rows(problems, selections_for(spec, run, problems), spec.data.prompt_suffix, "train")}

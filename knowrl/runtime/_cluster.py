@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
-from knowrl.runtime._engine import lock_run
 from knowrl.runtime._layout import job_status, now, read_json, run_path, write_json, write_manifest, write_status
+from knowrl.runtime._locks import lock_run
 from knowrl.runtime._retry import CANCELLED, attempts_left, record_failure, renew_budgets, startable
 
 ACTIVE = ("PENDING", "RUNNING")

@@ -11,25 +11,7 @@ import io
 import sys
 from pathlib import Path
 
-from knowrl.data import Problem, load_problems
-
-
-def train_problems(spec) -> list[Problem]:
-    out: list[Problem] = []
-    for source in spec.data.train:
-        out += load_problems(source.source, source.format, limit=source.limit, suffix=spec.data.prompt_suffix).problems
-    return out
-
-
-def selections_for(spec, run: Path, problems: list[Problem]) -> dict[str, tuple[int, ...]]:
-    """KP indices per problem for training prompts: computed by the kp_select job, or precomputed in the data."""
-    h = spec.hints
-    if h.source == "compute" and h.strategy != "none":
-        selected = {
-            p.id: p.selections[h.strategy] for p in load_problems(str(run / "kp_select" / "selections.jsonl")).problems
-        }
-        return {p.id: selected.get(p.id, ()) for p in problems}
-    return {p.id: p.selection(h.field or h.strategy) for p in problems}
+from knowrl.data._training import selections_for, train_problems
 
 
 def _dtype(spec) -> str:
@@ -259,7 +241,7 @@ def job_lock(job_dir: Path, wait_s: float = 600.0):
     """
     import time
 
-    from knowrl.runtime._engine import claim
+    from knowrl.runtime._locks import claim
 
     lock, deadline, said = job_dir / ".attempt.lock", time.monotonic() + wait_s, False
     while True:
