@@ -20,6 +20,7 @@ activation checkpointing, chunked log-probs, no packing).
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shlex
 from pathlib import Path
@@ -38,6 +39,12 @@ ENV_NAME = "knowrl"
 """The name knowrl's reward environment is registered under (`data.default.env_name`)."""
 LOGPROB_CHUNK = 2048
 """Tokens per log-prob chunk: the logits of a 40,960-token sequence at a 150k vocabulary would take ~24 GB."""
+VALIDATE_ALL = 2**31 - 1
+"""`grpo.max_val_samples` that validates every problem: `validate()` takes `max_val_samples // val_batch_size`
+batches and stops at the end of the validation loader first (NeMo-RL's null, meant for NeMo-Gym, is a TypeError)."""
+REWARD_PACKAGES = {"pebble": "pebble>=5", "math_verify": "math-verify>=0.7"}
+"""What knowrl's reward environment imports beyond NeMo-RL's own environment (module -> pip requirement, as in
+knowrl's pyproject.toml): the actor runs in NeMo-RL's Python, whose uv.lock has math-verify but no pebble."""
 
 
 def contract_file(release: str) -> Path:
@@ -173,7 +180,7 @@ def phase_config(job, spec, run_dir: str, backend_dir: str) -> dict:
             "val_period": a.validate_every if spec.data.validation else 0,
             "val_at_start": p["phase"] == 1 and bool(spec.data.validation),
             "val_at_end": False,
-            "max_val_samples": None,
+            "max_val_samples": VALIDATE_ALL,
             "val_batch_size": a.prompts_per_step,
             "seed": spec.seed,
             "normalize_rewards": True,
@@ -268,13 +275,61 @@ def phase_config(job, spec, run_dir: str, backend_dir: str) -> dict:
 
 
 def requirements(spec) -> list[tuple[str, str]]:
-    """(shell check, what is missing when it fails) for a cluster to run the compiled launch."""
-    d = spec.resources.backend_dir or DEFAULT_DIR
+    """(shell check, what is missing when it fails) for a cluster to run the compiled launch.
+
+    knowrl's reward environment is a Ray actor NeMo-RL starts with its driver's
+    Python (`PY_EXECUTABLES.SYSTEM`), the one `uv run` picks in the checkout, and
+    `py_modules` brings knowrl's code but not its dependencies: that Python must
+    import them, checked the way the launch runs.
+    """
+    d = shlex.quote(spec.resources.backend_dir or DEFAULT_DIR)
     entry = contract(spec.resources.backend_version)["entrypoint"]
+    modules = ", ".join(REWARD_PACKAGES)
+    pip = " ".join(f"'{r}'" for r in REWARD_PACKAGES.values())
     return [
         (f"test -f {d}/{entry}", f"a NeMo-RL checkout at {d} ({entry} not found; set resources.backend_dir)"),
         ("command -v uv", "uv on the PATH (the launch runs `uv run python ...`)"),
+        (
+            f"cd {d} && uv run python -c 'import {modules}'",
+            f"{', '.join(REWARD_PACKAGES)} in the Python `uv run` uses in {d} (knowrl's reward environment runs "
+            f"there; NeMo-RL {spec.resources.backend_version} does not install them): pip install {pip} into it",
+        ),
     ]
+
+
+def check_tokenizer(spec) -> None:
+    """NeMo-RL decodes each response with `skip_special_tokens=True` before its environment sees it
+    (`generate_responses`, nemo_rl/experience/rollouts.py): a special `</think>` never reaches knowrl's reward."""
+    if not spec.reward.require_think_close:
+        return
+    from transformers import AutoTokenizer
+
+    name = spec.model.tokenizer or spec.model.path
+    tok = AutoTokenizer.from_pretrained(name)
+    think = tok.convert_tokens_to_ids("</think>")
+    if think is not None and think in tok.all_special_ids:
+        raise KnowrlError(
+            f"the tokenizer of {name} marks </think> as a special token, which NeMo-RL strips from every response "
+            "before knowrl's reward environment sees it: every reward would be 0",
+            hint="use a tokenizer where </think> is an ordinary added token, or set reward.require_think_close: false",
+        )
+
+
+def checkpoint_done(run: Path, step: int) -> bool:
+    """Whether NeMo-RL holds a complete checkpoint of step N in the run's checkpoint directory.
+
+    NeMo-RL's CheckpointManager writes a step into `tmp_step_N` and renames it
+    `step_N` only once the policy's weights, optimizer, tokenizer and the
+    dataloader state are in it (the contract's `paths.checkpoint`); `step_N`
+    is what NeMo-RL resumes from, and its `training_info.json` names the step.
+    A torn save leaves `tmp_step_N` (or `old_step_N` mid-replace), never a
+    `step_N` without its training info.
+    """
+    try:
+        info = json.loads((Path(run) / checkpoint_dir(step) / "training_info.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(info, dict) and info.get("total_steps") == step
 
 
 def compile_train(job, spec, plan, run_dir: str) -> Launch:
@@ -293,7 +348,8 @@ def compile_train(job, spec, plan, run_dir: str) -> Launch:
         f"cd {shlex.quote(backend_dir)} && uv run python -m knowrl.backends.nemo_rl_launch "
         f"{shlex.quote(contract(release)['entrypoint'])} --config {shlex.quote(f'{run_dir}/{config_file}')}"
     )
-    env = knowrl_runtime_env({SITE_ENV: f"{run_dir}/{GRADING_SITE}"})  # NeMo-RL hands its env vars to the env actor
+    # NeMo-RL hands its driver's env vars to the env actor (the grading site), and its init_ray needs the contract's.
+    env = knowrl_runtime_env({**contract(release)["job_env_vars"], SITE_ENV: f"{run_dir}/{GRADING_SITE}"})
     return Launch(job.id, command, {config_file: text}, env, caps.approximations)
 
 
