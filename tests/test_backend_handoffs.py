@@ -8,6 +8,7 @@ the finding of issue #13 it holds down.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -149,19 +150,43 @@ def test_compile_writes_a_self_contained_run_directory(tmp_path, write):
         assert "export-final" in {q["job"] for q in requests}
 
 
+STAND_IN_DAPO = """\
+import json, os, sys
+if __name__ == "__main__":
+    json.dump({"argv": sys.argv[1:], "cwd": os.getcwd(), "timeout": os.environ.get("KNOWRL_GRADING_TIMEOUT"),
+               "path": os.environ.get("PYTHONPATH", "")}, open(os.environ["STAND_IN_RECORD"], "w"))
+"""
+
+
 def test_an_embedded_backend_run_never_trains_with_trl_in_its_place(tmp_path, monkeypatch):
     """12: a verl spec either runs verl's command or stops, naming what is missing."""
     from knowrl.runtime import _jobs
     from knowrl.runtime._engine import check_backend_here
+    from knowrl.runtime._layout import write_manifest
 
     spec, p, phases = _phases("verl", "resources.backend_dir=/nonexistent/verl")
     with pytest.raises(KnowrlError, match="cannot run on this machine: missing a verl checkout at /nonexistent/verl"):
         check_backend_here(spec, p)
-    called = []
-    monkeypatch.setattr(_jobs, "run_backend_command", lambda s, j, r: called.append(j.id) or {"exit_code": 0})
+    # A verl checkout whose DAPO entry point only records how it was started: the command knowrl runs is verl's.
+    checkout = tmp_path / "verl"
+    (checkout / "recipe/dapo").mkdir(parents=True)
+    (checkout / "scripts").mkdir()
+    for empty in ("recipe/__init__.py", "recipe/dapo/__init__.py", "scripts/model_merger.py"):
+        (checkout / empty).write_text("")
+    (checkout / "recipe/dapo/main_dapo.py").write_text(STAND_IN_DAPO)
+    spec, p, phases = _phases("verl", f"resources.backend_dir={checkout}", "reward.timeout_s=9")
+    check_backend_here(spec, p)  # the checkout is there and its recipe imports: nothing is missing
+    monkeypatch.setenv("STAND_IN_RECORD", str(tmp_path / "record.json"))
     monkeypatch.setattr("knowrl.runtime._local_train.train_phase", lambda *a: pytest.fail("TRL ran for verl"))
-    _jobs.run_train(spec, phases[0], tmp_path)
-    assert called == ["train-p1"]
+    run = tmp_path / "run"
+    write_manifest(run, spec, p)
+    (run / "train-p1").mkdir()  # the job's folder, which the engine makes before it starts a job
+    summary = _jobs.run_train(spec, phases[0], run)
+    record = json.loads((tmp_path / "record.json").read_text())
+    assert summary["exit_code"] == 0 and record["cwd"] == str(checkout)
+    assert record["argv"] == (run / "train-p1.verl.overrides").read_text().splitlines()  # every override, as compiled
+    assert f"trainer.default_local_dir={run}/checkpoints" in record["argv"] and record["timeout"] == "9.0"
+    assert str(ROOT) in record["path"].split(os.pathsep)  # knowrl reaches the reward workers, as py_modules would
 
 
 def test_transient_jobs_api_answers_are_retried_within_a_bound():

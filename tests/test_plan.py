@@ -225,11 +225,12 @@ def test_breakpoints_on_and_off_save_boundaries(write):
     assert {j.inputs["checkpoint"] for j in off.jobs if j.kind == "export"} == {"checkpoints/step_55"}  # a phase end
     with pytest.raises(PlanError, match="deleted before it can be exported"):  # 5 newer saves, 3 kept
         plan(spec_with(write, "algorithm: {total_steps: 100, save_every: 10}\n", "eval.checkpoints=[40]"))
-    assert plan(
+    kept = plan(
         spec_with(
             write, "algorithm: {total_steps: 100, save_every: 10, keep_checkpoints: 7}\n", "eval.checkpoints=[40]"
         )
     )
+    assert kept.job("export-40").inputs == {"checkpoint": "checkpoints/step_40"}  # still there when exported
     with pytest.raises(PlanError, match="never saved"):
         plan(spec_with(write, "algorithm: {total_steps: 100, save_every: 10}\n", "eval.checkpoints=[45]"))
 
@@ -243,7 +244,10 @@ def test_packing_and_capability_errors(write):
         )
     with pytest.raises(PlanError, match="seq-mean-token-sum"):
         plan(spec_with(write, "algorithm: {loss_aggregation: seq-mean-token-sum}\n"))
-    assert plan(spec_with(write, "algorithm: {loss_aggregation: seq-mean-token-sum}\nresources: {backend: verl}\n"))
+    verl = spec_with(write, "algorithm: {loss_aggregation: seq-mean-token-sum}\nresources: {backend: verl}\n")
+    p = plan(verl)  # verl has the aggregation NeMo-RL lacks, and is given it
+    text = get_backend("verl").compile(p.job("train-p1"), verl, p, RUN).files["train-p1.verl.overrides"]
+    assert "actor_rollout_ref.actor.loss_agg_mode=seq-mean-token-sum" in text.splitlines()
 
 
 def epochs_spec(write, problems: int, *overrides):
