@@ -67,7 +67,7 @@ def ray_head():
                 break
             if time.monotonic() > deadline or head.poll() is not None:
                 os.killpg(head.pid, signal.SIGKILL)
-                pytest.fail("the local Ray head did not come up")
+                pytest.fail(f"the local Ray head did not come up: {str(e)[:500]}")
             time.sleep(1)
     yield address
     os.killpg(head.pid, signal.SIGTERM)  # our own head only, by its process group

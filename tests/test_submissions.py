@@ -40,7 +40,9 @@ def test_knowrl_jobs_run_with_the_nodes_python_and_knowrl_from_py_modules(backen
     from knowrl.runtime._submission import submission
 
     extra = ["hints={strategy: css, source: compute}"] if backend != "local" else []
-    spec = load_spec(CSS if backend != "local" else EXPERIMENTS / "quickstart-tiny.yaml", [f"resources.backend={backend}", *extra])
+    spec = load_spec(
+        CSS if backend != "local" else EXPERIMENTS / "quickstart-tiny.yaml", [f"resources.backend={backend}", *extra]
+    )
     p = plan(spec)
     for job in p.jobs:
         request, _ = submission(job, spec, p, str(tmp_path))
@@ -174,3 +176,18 @@ def test_knowrl_plan_smoke_shows_the_profile():
     out = json.loads(r.stdout)
     assert "algorithm.total_steps=3" in out["smoke_overrides"]
     assert [j["params"]["end_step"] for j in out["jobs"] if j["kind"] == "train"] == [2, 3]
+
+
+def test_a_sharded_selection_leaves_every_gpu_to_its_shards():
+    """Ray keeps a task's GPU while it waits in `ray.get`: the driver of W shards held one, so W-1 ran."""
+    from knowrl.runtime._submission import driver_gpus
+
+    spec = load_spec(CSS, ["hints={strategy: css, source: compute}", "resources.nodes=1", "resources.gpus_per_node=4"])
+    jobs = {j.kind: j for j in plan(spec).jobs}
+    assert jobs["kp_select"].params["workers"] == 4 and driver_gpus(jobs["kp_select"], spec) == 0
+    assert driver_gpus(jobs["eval"], spec) == 1 and driver_gpus(jobs["train"], spec) == 0
+    single = load_spec(
+        CSS, ["hints={strategy: css, source: compute}", "resources.nodes=1", "resources.gpus_per_node=1"]
+    )
+    (select,) = [j for j in plan(single).jobs if j.kind == "kp_select"]
+    assert driver_gpus(select, single) == 1  # one replica runs in the job's own process
