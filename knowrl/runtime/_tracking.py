@@ -11,9 +11,10 @@ from knowrl.runtime._layout import DamagedFile, job_status, read_json
 class RunTracker:
     """Logs each finished job to the tracker from a driver thread, overlapping Aim's start-up with the jobs.
 
-    `<run>/tracking.json` keeps the tracker's run hash (reopened on resume) and
-    the jobs already logged, so a resumed run logs the jobs a killed driver had
-    finished but not yet logged, and none twice.
+    The tracker's run follows from the knowrl run id (a driver killed before it
+    wrote anything down reopens the same one); `<run>/tracking.json` keeps its
+    hash and the jobs already logged, so a resumed run logs the jobs a killed
+    driver had finished but not yet logged, and none twice.
     """
 
     def __init__(self, spec, p, run: Path) -> None:
