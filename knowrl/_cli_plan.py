@@ -136,22 +136,21 @@ def topological(jobs) -> list:
 def write_compiled(s, p, out: Path, run_dir: str | None = None, say=print) -> list[Path]:
     """A self-contained run directory: the backend's files, the rendered data, `submit.json` and `launch.sh`.
 
-    Every path inside is absolute (`run_dir`, default `out` itself): Ray and
-    the backends expand no shell syntax, and the cluster must see the run
-    directory at that path (shared storage).
+    Every path inside is absolute (`run_dir`, default `out` itself, and the
+    spec's local paths: callers pass it through `runtime._cluster.for_cluster`):
+    Ray and the backends expand no shell syntax, and the cluster must see the
+    run directory at that path (shared storage).
     """
     from knowrl._errors import KnowrlError
     from knowrl._io import atomic_write_bytes
     from knowrl.backends import get_backend
     from knowrl.backends._data import write_backend_data
-    from knowrl.runtime._cluster import for_cluster
     from knowrl.runtime._layout import write_manifest
     from knowrl.runtime._submission import submission
 
     backend = get_backend(p.backend)
     run_dir = str(Path(run_dir).absolute()) if run_dir else str(out.absolute())
     written = []
-    s = for_cluster(s)  # every local path absolute: the jobs start elsewhere
     write_manifest(out, s, p)  # what `python -m knowrl.runtime.job_main RUN JOB` reads
     lines = [
         "#!/usr/bin/env bash",
@@ -207,10 +206,11 @@ def compile_command(
 ) -> None:
     """Write each job's backend files (per training phase) and a launch.sh a user could run by hand."""
     from knowrl.plan import plan
+    from knowrl.runtime._cluster import for_cluster
     from knowrl.spec import load_spec
 
     extra = [f"resources.backend={backend}"] if backend else []
-    s = load_spec(spec, [*(overrides or []), *extra])
+    s = for_cluster(load_spec(spec, [*(overrides or []), *extra]))  # the jobs start elsewhere: local paths absolute
     p = plan(s)
     out = out or compiled_dir(s, p)
     files = write_compiled(s, p, out, run_dir, say=typer.echo)

@@ -142,6 +142,11 @@ def run(
         console.print(f"smoke run of {spec}: {len(profile)} overrides of the smoke profile (`knowrl plan --smoke`)")
     from knowrl.plan import plan
 
+    address = address or s.resources.ray_address
+    if address and not dry_run:  # the jobs start in Ray's working directory: every local path absolute
+        from knowrl.runtime._cluster import for_cluster
+
+        s = for_cluster(s)
     p = plan(s)
     _say_changed_inputs(s, p, console, refuse=same_inputs)
     if dry_run:
@@ -152,7 +157,6 @@ def run(
         write_compiled(s, p, out, say=console.print)
         console.print(f"compiled inputs in {out}/ (nothing submitted)")
         return
-    address = address or s.resources.ray_address
     if address:
         from knowrl.runtime._cluster import submit_run
         from knowrl.runtime._layout import git_state

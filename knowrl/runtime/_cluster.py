@@ -79,12 +79,13 @@ def submit_run(
     """
     from knowrl.plan import plan
 
+    spec = for_cluster(spec)
     p = plan(spec)
-    run = run_path(Path(spec.resources.storage).absolute(), p.run_id)
+    run = run_path(spec.resources.storage, p.run_id)
     if preflight and not all(job_status(run, j.id)["status"] == "succeeded" for j in p.jobs):
         check_cluster(client(address), address, p, spec, say)  # before anything is written or submitted
     if not (run / "manifest.json").exists():
-        write_manifest(run, for_cluster(spec), p)
+        write_manifest(run, spec, p)
         m = read_json(run / "manifest.json")
         write_json(run / "manifest.json", {**m, "ray_address": address})
     renew_budgets(run, p.jobs)  # an explicit `knowrl run` gives failed jobs a fresh budget and lifts a cancel
