@@ -143,7 +143,7 @@ def run(
     from knowrl.plan import plan
 
     address = address or s.resources.ray_address
-    if address and not dry_run:  # the jobs start in Ray's working directory: every local path absolute
+    if address or dry_run:  # a cluster's jobs start in Ray's working directory: every local path absolute
         from knowrl.runtime._cluster import for_cluster
 
         s = for_cluster(s)
