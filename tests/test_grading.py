@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import pytest
 from conftest import run_cli
@@ -62,20 +61,19 @@ def test_think_close_can_be_optional():
         "x^{x^{x^{x^{x^{x^{x^{x}}}}}}}",
     ],
 )
-def test_pathological_answers_cost_at_most_the_timeout(grader, answer):
-    t = time.monotonic()
+def test_pathological_answers_get_a_verdict(grader, answer):
+    """Each comes back (a timeout or a mismatch) instead of hanging the grader; what it costs against the
+    timeout is measured in bench/grading.py."""
     v = grader.grade("\\frac{3}{7}", B(answer))
-    assert time.monotonic() - t < 3 * TIMEOUT + 5  # the timeout, plus a worker restart when one is killed
     assert v.correct is False and v.reason in ("timeout", "mismatch")
+    assert grader.grade("\\frac{3}{7}", B("6/14")).correct  # the pool still grades after a killed worker
 
 
 def test_megabyte_responses(grader):
     reasoning = "We consider cases. " * 60_000  # ~1.1 MB
-    t = time.monotonic()
     verdicts = grader.grade_many(
         [("7", B("7", reasoning)), ("7", f"<think>{reasoning}</think> so 7"), ("7", reasoning)]
     )
-    assert time.monotonic() - t < 3 * TIMEOUT + 5
     assert [(v.correct, v.reason) for v in verdicts] == [(True, "match"), (True, "match"), (False, "no_think_close")]
 
 

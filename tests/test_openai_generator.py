@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
+from scripted import ScriptedGenerator
 
 from knowrl import KnowrlError
 from knowrl.generation import SamplingParams, make_generator, user_prompt
@@ -20,6 +20,9 @@ class Server:
     def __init__(self, backend, script=()):
         self.backend, self.script, self.requests = backend, list(script), []
         self.lock = threading.Lock()  # the backend seeds torch's global RNG: one generation at a time
+        self.answered = threading.Event()
+        """Set by the first request answered: a "hang" request waits for it, so it outlasts any client timeout."""
+        self.hung_until_answered: list[bool] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -32,11 +35,13 @@ class Server:
                 action = outer.script.pop(0) if outer.script else "ok"
                 if action == "error":
                     return self._send(500, {"error": {"message": "boom", "type": "server_error"}})
-                if action == "slow":
-                    time.sleep(3)
+                if action == "hang":  # no answer until the client has given up on it and retried
+                    outer.hung_until_answered.append(outer.answered.wait(120))
                 params = SamplingParams(body["temperature"], body["top_p"], -1, body["max_tokens"])
                 with outer.lock:
                     c = outer.backend.generate([body["messages"]], params, 1, [[body["seed"]]])[0][0]
+                if action != "hang":
+                    outer.answered.set()
                 self._send(
                     200,
                     {
@@ -94,23 +99,29 @@ def test_generates_through_a_server(backend):
     assert out[1][0].text == direct.text  # the same seed gives the same sample through the server
 
 
-def test_retries_a_server_error_and_a_slow_response(backend):
-    server = Server(backend, script=["error", "slow"])
+def test_retries_a_server_error_and_a_response_that_never_comes():
+    """A 500, then a request the server holds until the client has retried it: three requests, one answer.
+
+    The server answers at once otherwise (a scripted backend), so only the held request can outlast the
+    client's timeout, however loaded the machine."""
+    server = Server(ScriptedGenerator(lambda problem, kps, j, seed: str(seed)), script=["error", "hang"])
     try:
-        gen = OpenAIGenerator("tiny", server.url, timeout_s=1.0, max_retries=3, concurrency=1)
-        t = time.monotonic()
+        gen = OpenAIGenerator("tiny", server.url, timeout_s=3.0, max_retries=3, concurrency=1)
         out = gen.generate([user_prompt("Hi")], SamplingParams(1.0, 1.0, -1, 4), 1, [[7]])
         gen.close()
     finally:
+        server.answered.set()
         server.close()
-    assert len(server.requests) == 3  # 500, then a timed-out request, then success
-    assert out[0][0].seed == 7 and time.monotonic() - t < 30
+    assert len(server.requests) == 3  # 500, then the held request timed out, then success
+    assert [r["seed"] for r in server.requests] == [7, 7, 7]  # each retry is the same request
+    assert server.hung_until_answered == [True]  # the held request was still open when the retry was answered
+    assert out[0][0].seed == 7 and "\\boxed{7}" in out[0][0].text
 
 
 def test_gives_up_with_a_clear_error(backend):
     server = Server(backend, script=["error"] * 10)
     try:
-        gen = OpenAIGenerator("tiny", server.url, timeout_s=1.0, max_retries=1, concurrency=1)
+        gen = OpenAIGenerator("tiny", server.url, timeout_s=60.0, max_retries=1, concurrency=1)
         with pytest.raises(KnowrlError, match="generation server .* failed"):
             gen.generate([user_prompt("Hi")], SamplingParams(), 1, [[1]])
         gen.close()
