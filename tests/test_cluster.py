@@ -24,6 +24,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def own_ports() -> list[str]:
+    """Every port a Ray node binds besides the head's two, free ones: another Ray on this machine holds the defaults
+    (the dashboard agent's 52365 above all, and then this head's Jobs API answers "No available agent")."""
+    names = ("dashboard-agent-listen", "dashboard-agent-grpc", "metrics-export", "runtime-env-agent", "node-manager")
+    return [f"--{name}-port={free_port()}" for name in names] + [f"--object-manager-port={free_port()}"]
+
+
 @pytest.fixture(scope="module")
 def ray_head():
     temp = tempfile.mkdtemp(prefix="kr", dir="/tmp")  # Ray's socket paths must stay short
@@ -43,6 +50,7 @@ def ray_head():
             "--node-ip-address=127.0.0.1",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dash}",
+            *own_ports(),
             "--num-cpus=2",
             "--num-gpus=8",  # logical GPUs: one node of the paper's 8x8 layout
             "--include-dashboard=true",

@@ -24,6 +24,13 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def own_ports() -> list[str]:
+    """Every other port a node binds, free ones: two nodes on one machine cannot share the defaults (the dashboard
+    agent's 52365 above all: a node whose agent cannot bind leaves the Jobs API saying "No available agent")."""
+    names = ("dashboard-agent-listen", "dashboard-agent-grpc", "metrics-export", "runtime-env-agent", "node-manager")
+    return [f"--{name}-port={free_port()}" for name in names] + [f"--object-manager-port={free_port()}"]
+
+
 class Cluster:
     def __init__(self, env: Path, log_dir: Path, gpus_per_node: int = 2, cpus_per_node: int = 4) -> None:
         self.env, self.log_dir = Path(env), Path(log_dir)
@@ -44,7 +51,7 @@ class Cluster:
         for leak in ("PYTHONPATH", "PYTHONHOME"):
             env.pop(leak, None)
         log = (self.log_dir / f"ray-{name}.log").open("w")
-        cmd = [str(self.env / "bin/ray"), "start", "--block", "--node-ip-address=127.0.0.1", *args]
+        cmd = [str(self.env / "bin/ray"), "start", "--block", "--node-ip-address=127.0.0.1", *args, *own_ports()]
         cmd += [f"--num-cpus={self.cpus}", f"--num-gpus={self.gpus}"]
         self.nodes.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
