@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from knowrl._cli_registry import DEFAULT_REGISTRY, REFERENCE, FormatOpt, RegistryOpt, emit, fmt_number
+from knowrl._cli_registry import DEFAULT_REGISTRY, FormatOpt, RegistryOpt, emit, fmt_number
 from knowrl._errors import KnowrlError
 
 compare_app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -19,7 +19,10 @@ def compare(
     hint_mode: Annotated[str | None, typer.Option(help="Comma-separated hint modes to show.")] = None,
     checkpoint: Annotated[str | None, typer.Option(help="Only this checkpoint (base, final, step).")] = None,
     with_reference: Annotated[bool, typer.Option("--with-reference", help="Add the published rows.")] = False,
-    diff: Annotated[tuple[str, str] | None, typer.Option(help="A B: per-benchmark deltas and a bootstrap CI.")] = None,
+    diff: Annotated[
+        tuple[str, str] | None,
+        typer.Option(help="A B (run ids, prefixes or names): per-benchmark deltas of their last checkpoints, a CI."),
+    ] = None,
     effects: Annotated[
         bool, typer.Option("--effects", help="Within each run: final vs base and hints vs none, with paired CIs.")
     ] = False,
@@ -113,11 +116,12 @@ def _effects(con, runs: list[str] | None, fmt: str) -> None:
 
     rows, sparsity = [], []
     for run_id, name in resolve_runs(con, runs):
+        label = f"{name} ({run_id[:8]})"  # runs may share a name (one spec on changed inputs)
         for a, b, d in within_run_effects(con, run_id):
             what = "training" if a.hint_mode == b.hint_mode else "hints"
             arms = [f"{x.checkpoint} {x.hint_mode}" for x in (a, b)]  # the run is in its own column
-            rows.append([name, what, *arms, d["avg_delta"], *d["ci95"], d["problems"]])
-        sparsity += [[name, *r] for r in reward_sparsity(con, run_id)]
+            rows.append([label, what, *arms, d["avg_delta"], *d["ci95"], d["problems"]])
+        sparsity += [[label, *r] for r in reward_sparsity(con, run_id)]
     if not rows and not sparsity:
         raise KnowrlError("no evaluated runs to compare", hint="ingest runs with eval results")
     header = ["run", "effect", "a", "b", "delta", "ci95_low", "ci95_high", "problems"]
@@ -186,5 +190,7 @@ def _ensure_reference(registry: str) -> None:
     with reader(registry) as con:
         loaded = con.execute("SELECT count(*) FROM reference_results").fetchone()[0]
     if not loaded:
-        n = load_reference(registry, REFERENCE)
-        typer.echo(f"loaded the published tables ({n} rows from {REFERENCE.name}) into {registry}", err=True)
+        from knowrl.registry._ingest import reference_csv
+
+        n = load_reference(registry)
+        typer.echo(f"loaded the published tables ({n} rows from {reference_csv().name}) into {registry}", err=True)

@@ -13,7 +13,6 @@ import typer
 from knowrl._errors import KnowrlError, UsageError
 
 DEFAULT_REGISTRY = ".knowrl/registry.duckdb"
-REFERENCE = Path(__file__).resolve().parents[1] / "registry" / "reference" / "knowrl_paper.csv"
 
 RegistryOpt = Annotated[str, typer.Option("--registry", help="The DuckDB registry file.")]
 FormatOpt = Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")]
@@ -182,18 +181,20 @@ def show_run(
 ) -> None:
     """One run's jobs, a metrics summary and where its artifacts are."""
     from knowrl.registry import reader
-    from knowrl.registry._compare import resolve_runs
+    from knowrl.registry._compare import resolve_run
 
     with reader(registry) as con:
-        (run_id, name), *_ = resolve_runs(con, [run])
+        run_id, name = resolve_run(con, run)
         r = con.execute(
-            "SELECT status, spec_hash, git_sha, git_dirty, created_at, spec->>'$.resources.storage', inputs "
-            "FROM runs WHERE run_id = ?",
+            "SELECT status, spec_hash, git_sha, git_dirty, created_at, spec->>'$.resources.storage', inputs, "
+            "started_at, finished_at, sweep_id FROM runs WHERE run_id = ?",
             [run_id],
         ).fetchone()
         typer.echo(
             f"{name} [{run_id}] {r[0]}  spec {r[1][:12]}  git {r[2] or '-'}{' (dirty)' if r[3] else ''}  created {r[4]}"
         )
+        sweep = f"  sweep {r[9]}" if r[9] else ""
+        typer.echo(f"  started {r[7] or '-'}  finished {r[8] or '-'}{sweep}")
         from knowrl.plan._inputs import describe_inputs
 
         for what, line in describe_inputs(json.loads(r[6] or "{}")).items():
@@ -222,12 +223,16 @@ def _registry() -> None:
 @registry_app.command("load-reference")
 def load_reference(
     registry: RegistryOpt = DEFAULT_REGISTRY,
-    csv_file: Annotated[Path, typer.Option("--csv", help="Reference results CSV.")] = REFERENCE,
+    csv_file: Annotated[
+        Path | None, typer.Option("--csv", help="Reference results CSV (default: the published KnowRL tables).")
+    ] = None,
 ) -> None:
     """Load the published KnowRL tables (marked as published, never mixed with measured runs)."""
     from knowrl.registry import load_reference as load
+    from knowrl.registry._ingest import reference_csv
 
-    typer.echo(f"loaded {load(registry, csv_file)} published rows from {csv_file} into {registry}")
+    n = load(registry, csv_file)
+    typer.echo(f"loaded {n} published rows from {csv_file or reference_csv().name} into {registry}")
 
 
 @ui_app.command("ui")

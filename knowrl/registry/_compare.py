@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from dataclasses import astuple, dataclass, field
 
+from knowrl._errors import KnowrlError, UsageError
 from knowrl.spec import KNOWRL8
 
 BENCHMARKS = list(KNOWRL8)
@@ -55,17 +56,45 @@ def best_beyond_noise(cells: list[tuple[float, float]]) -> int | None:
 
 
 def resolve_runs(con, names: list[str] | None) -> list[tuple[str, str]]:
-    """(run id, name) of the runs named by id, id prefix or name (all runs when none)."""
-    rows = con.execute("SELECT run_id, name FROM runs ORDER BY created_at").fetchall()
+    """(run id, name) of the runs named by id, id prefix or name (all runs when none); a name shared by
+    several runs (one spec on changed inputs is a new run) picks every one of them."""
+    rows = con.execute("SELECT run_id, name FROM runs ORDER BY created_at, run_id").fetchall()
     if not names:
         return rows
     picked = [r for r in rows if r[0] in names or r[1] in names or any(r[0].startswith(n) for n in names)]
     missing = [n for n in names if not any(n in (r[0], r[1]) or r[0].startswith(n) for r in rows)]
     if missing:
-        from knowrl._errors import KnowrlError
-
         raise KnowrlError(f"no run named {', '.join(missing)} in the registry", hint="`knowrl runs` lists them")
     return picked
+
+
+def resolve_run(con, ref: str) -> tuple[str, str]:
+    """(run id, name) of the one run `ref` names: its id, else its name, else a prefix of its id.
+
+    A name or prefix that fits several runs is refused, listing them, so that a
+    comparison never silently picks one of them.
+    """
+    rows = con.execute(
+        "SELECT run_id, name, spec_hash, status, created_at FROM runs ORDER BY created_at, run_id"
+    ).fetchall()
+    for fits, how in (
+        (lambda r: r[0] == ref, "id"),
+        (lambda r: r[1] == ref, "name"),
+        (lambda r: r[0].startswith(ref), "id prefix"),
+    ):
+        found = [r for r in rows if fits(r)]
+        if len(found) == 1:
+            return found[0][0], found[0][1]
+        if found:
+            listed = "\n".join(
+                f"  {rid}  name {name}  spec {spec[:12]}  {status}  created {created or '-'}"
+                for rid, name, spec, status, created in found
+            )
+            raise UsageError(
+                f"{len(found)} runs match the {how} '{ref}':\n{listed}",
+                hint="name one by its run id (or a prefix that fits only it)",
+            )
+    raise KnowrlError(f"no run named {ref} in the registry", hint="`knowrl runs` lists them")
 
 
 def measured_rows(
@@ -83,23 +112,24 @@ def measured_rows(
                    avg(correct::DOUBLE) AS acc, any_value(kps) AS kps, count(*) AS n
             FROM eval_samples WHERE run_id IN (SELECT unnest(?))
             GROUP BY ALL)
-        SELECT run_id, checkpoint, benchmark, hint_mode, avg(acc), avg(kps), count(*), min(n)
+        SELECT run_id, checkpoint, benchmark, hint_mode, avg(acc), avg(kps), count(*), min(n),
+               checkpoint_rank(checkpoint)
         FROM per_problem GROUP BY ALL
         """,
         [ids],
     ).fetchall()
     by: dict[tuple, dict] = {}
-    for run_id, ckpt, bench, mode, acc, kps, problems, samples in data:
+    for run_id, ckpt, bench, mode, acc, kps, problems, samples, rank in data:
         if checkpoint and ckpt != checkpoint:
             continue
         if hint_modes and mode not in hint_modes:
             continue
-        entry = by.setdefault((run_id, ckpt, mode), {"values": {}, "kps": [], "counts": {}})
+        entry = by.setdefault((run_id, ckpt, mode), {"values": {}, "kps": [], "counts": {}, "rank": rank})
         entry["values"][bench] = 100 * acc
         entry["kps"].append(kps)
         entry["counts"][bench] = (problems, samples)
     rows = []
-    for (run_id, ckpt, mode), e in sorted(by.items(), key=lambda kv: (ids.index(kv[0][0]), kv[0][1], kv[0][2])):
+    for (run_id, ckpt, mode), e in sorted(by.items(), key=lambda kv: (ids.index(kv[0][0]), kv[1]["rank"], kv[0][2])):
         vals = e["values"]
         rows.append(
             Row(
@@ -149,18 +179,18 @@ class Arm:
 
 
 def final_checkpoint(con, run_id: str) -> str:
-    """The checkpoint a run's comparisons default to: `final` when evaluated, else its latest-evaluated one."""
-    rows = con.execute(
-        "SELECT checkpoint, max(job_id) FROM eval_samples WHERE run_id = ? GROUP BY ALL ORDER BY 2", [run_id]
-    ).fetchall()
-    names = [r[0] for r in rows]
-    return "final" if "final" in names else (names[-1] if names else "final")
+    """The checkpoint a run's comparisons default to: its last evaluated one (`final` when evaluated)."""
+    row = con.execute(
+        "SELECT max_by(checkpoint, checkpoint_rank(checkpoint)) FROM eval_samples WHERE run_id = ?",
+        [run_id],
+    ).fetchone()
+    return row[0] or "final"
 
 
 def paired_bootstrap(con, run_a: str, run_b: str, hint_mode: str, *, samples: int = 2000, seed: int = 0) -> dict:
     """Per-benchmark deltas (B - A) of two runs' final checkpoints in one hint mode, and a 95% CI on the Avg."""
-    ((a_id, _),) = resolve_runs(con, [run_a])
-    ((b_id, _),) = resolve_runs(con, [run_b])
+    a_id, _ = resolve_run(con, run_a)
+    b_id, _ = resolve_run(con, run_b)
     a, b = Arm(a_id, final_checkpoint(con, a_id), hint_mode), Arm(b_id, final_checkpoint(con, b_id), hint_mode)
     return paired_arms(con, a, b, samples=samples, seed=seed) | {"a": a_id, "b": b_id, "hint_mode": hint_mode}
 
@@ -184,8 +214,6 @@ def paired_arms(con, a: Arm, b: Arm, *, samples: int = 2000, seed: int = 0) -> d
         [*astuple(a), *astuple(b)] * 2,
     ).fetchall()
     if not rows:
-        from knowrl._errors import KnowrlError
-
         raise KnowrlError(f"{a.label()} and {b.label()} share no evaluated problems")
     benches = sorted({r[0] for r in rows})
     diffs = {bench: np.array([r[2] - r[1] for r in rows if r[0] == bench]) for bench in benches}
@@ -208,15 +236,14 @@ def paired_arms(con, a: Arm, b: Arm, *, samples: int = 2000, seed: int = 0) -> d
 def within_run_effects(con, run_id: str) -> list[tuple[Arm, Arm, dict]]:
     """What a KnowRL run is for, each with its paired CI: training (each evaluated checkpoint vs the one before,
     base first and final last, per hint mode) and hints (each hint mode vs none, per checkpoint)."""
-    arms = {
-        (c, m)
-        for c, m in con.execute(
-            "SELECT DISTINCT checkpoint, hint_mode FROM eval_samples WHERE run_id = ?", [run_id]
-        ).fetchall()
-    }
+    found = con.execute(
+        "SELECT DISTINCT checkpoint, hint_mode, checkpoint_rank(checkpoint) AS r FROM eval_samples WHERE run_id = ? "
+        "ORDER BY r",
+        [run_id],
+    ).fetchall()
+    arms = {(c, m) for c, m, _ in found}
     modes = sorted({m for _, m in arms}, key=lambda m: (m != "none", m))
-    # base, then steps in numeric order (shorter digit strings first), then final
-    checkpoints = sorted({c for c, _ in arms}, key=lambda c: (c != "base", c == "final", len(c), c))
+    checkpoints = list(dict.fromkeys(c for c, _, _ in found))  # the registry's one checkpoint order
     pairs = [((c0, m), (c1, m)) for m in modes for c0, c1 in zip(checkpoints, checkpoints[1:], strict=False)]
     pairs = [(p, q) for p, q in pairs if p in arms and q in arms]
     pairs += [
@@ -231,9 +258,9 @@ def within_run_effects(con, run_id: str) -> list[tuple[Arm, Arm, dict]]:
 
 def reward_sparsity(con, run_id: str) -> list[tuple[str, str, int, float, float]]:
     """(checkpoint, hint mode, problems, zero-correct share, all-correct share) from the registry's view."""
-    rows = con.execute(
+    return con.execute(
         "SELECT checkpoint, hint_mode, sum(problems)::INTEGER, sum(zero_correct * problems) / sum(problems), "
-        "sum(all_correct * problems) / sum(problems) FROM reward_sparsity WHERE run_id = ? GROUP BY ALL",
+        "sum(all_correct * problems) / sum(problems) FROM reward_sparsity WHERE run_id = ? "
+        "GROUP BY checkpoint, hint_mode ORDER BY checkpoint_rank(checkpoint), hint_mode <> 'none', hint_mode",
         [run_id],
     ).fetchall()
-    return sorted(rows, key=lambda r: (r[0] != "base", r[0] == "final", r[0], r[1] != "none", r[1]))

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
-from knowrl.registry._db import writer
+from knowrl.registry._db import WriteSession, writer
 from knowrl.runtime._layout import job_status, read_json
 
 TABLES_BY_JOB = ("metrics", "eval_samples", "eval_scores", "kp_selections")
@@ -23,6 +24,8 @@ class IngestReport:
     runs: int = 0
     jobs: int = 0
     rows: dict[str, int] = field(default_factory=dict)
+    handovers: int = 0
+    """How often the ingest gave the file up, between two jobs, to a reader or writer that was waiting."""
 
 
 def run_status(statuses: list[str]) -> str:
@@ -44,58 +47,109 @@ def ingest(
 ) -> IngestReport:
     """Ingest run directories (all their jobs, or `only_jobs`); the run row is refreshed either way.
 
-    The write connection is held for one job's transaction at a time, so
-    readers (`knowrl runs`, `compare`) get in between the jobs of a long ingest.
-    A job whose status.json is damaged keeps what the registry already has.
+    One transaction per job, on one write connection that is handed over
+    between two jobs whenever a reader (`knowrl runs`, `compare`) or another
+    writer waits. A job whose status.json is damaged keeps what the registry
+    already has.
     """
     report = IngestReport()
-    for run in map(Path, run_dirs):
-        if not (run / "manifest.json").exists():
-            raise KnowrlError(
-                f"{run} is not a run directory (no manifest.json)", hint="runs live under <storage>/runs/<run id>/"
-            )
-        m = read_json(run / "manifest.json")
-        statuses = []
-        for status_file in sorted(run.glob("*/status.json")):
-            status = job_status(run, status_file.parent.name)
-            statuses.append(status["status"])
-            if status["status"] == "unknown" or (only_jobs is not None and status["job_id"] not in only_jobs):
-                continue
-            with writer(registry, timeout_s=timeout_s) as con:
-                counts = _ingest_job(con, m["run_id"], status, status_file.parent, m)
-            report.jobs += 1
-            for k, v in counts.items():
-                report.rows[k] = report.rows.get(k, 0) + v
-        with writer(registry, timeout_s=timeout_s) as con:
-            _write_run(con, m, run_status(statuses))
-        report.runs += 1
+    with WriteSession(registry, timeout_s=timeout_s) as session:
+        for run in map(Path, run_dirs):
+            if not (run / "manifest.json").exists():
+                raise KnowrlError(
+                    f"{run} is not a run directory (no manifest.json)", hint="runs live under <storage>/runs/<run id>/"
+                )
+            m = read_json(run / "manifest.json")
+            statuses = {}
+            for status_file in sorted(run.glob("*/status.json")):
+                status = job_status(run, status_file.parent.name)
+                statuses[status_file.parent.name] = status
+                if status["status"] == "unknown" or (only_jobs is not None and status["job_id"] not in only_jobs):
+                    continue
+                counts = _ingest_job(session.connection(), m["run_id"], status, status_file.parent, m)
+                report.jobs += 1
+                for k, v in counts.items():
+                    report.rows[k] = report.rows.get(k, 0) + v
+            for job in m.get("plan", {}).get("jobs", []):  # planned, not yet started: no status.json
+                statuses.setdefault(job["id"], {"status": "pending"})
+            _write_run(session.connection(), m, list(statuses.values()), _sweep(run, m.get("sweep_id")))
+            report.runs += 1
+        report.handovers = session.handovers
     return report
 
 
-def _write_run(con, m: dict, status: str) -> None:
-    con.execute("BEGIN TRANSACTION")
-    con.execute("DELETE FROM runs WHERE run_id = ?", [m["run_id"]])
-    con.execute(
-        "INSERT INTO runs (run_id, spec_hash, sweep_id, name, status, spec, git_sha, git_dirty, versions, host,"
-        " created_at, started_at, finished_at, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        [
-            m["run_id"],
-            m["spec_hash"],
-            m.get("sweep_id"),
-            m["name"],
-            status,
-            json.dumps(m["spec"]),
-            m.get("git_sha"),
-            m.get("git_dirty"),
-            json.dumps(m.get("versions", {})),
-            m.get("host"),
-            m.get("created_at"),
-            m.get("started_at"),
-            m.get("finished_at"),
-            json.dumps(m.get("plan", {}).get("inputs", {})),
-        ],
+def run_times(statuses: list[dict]) -> tuple[datetime | None, datetime | None]:
+    """(started, finished) of a run from its jobs' status records, in UTC: when its first job started, and
+    when its last one finished once none is left to run (else None)."""
+    started = min((t for s in statuses if (t := _utc(s.get("started_at")))), default=None)
+    finished = max((t for s in statuses if (t := _utc(s.get("finished_at")))), default=None)
+    over = run_status([s["status"] for s in statuses]) in ("done", "failed", "cancelled") and not any(
+        s["status"] in ("pending", "running") for s in statuses
     )
-    con.execute("COMMIT")
+    return started, finished if over else None
+
+
+def _utc(stamp) -> datetime | None:
+    """A status file's ISO time as naive UTC (DuckDB's TIMESTAMP drops an offset instead of applying it)."""
+    if not stamp:
+        return None
+    try:
+        t = datetime.fromisoformat(str(stamp))
+    except ValueError:
+        return None
+    return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
+
+
+def _sweep(run: Path, sweep_id: str | None) -> tuple[str, str, str] | None:
+    """(id, name, definition) of the sweep a run belongs to, from the record `knowrl sweep` keeps beside the runs
+    (<storage>/sweeps/<name>.json); None when the run names none or its record is gone."""
+    if not sweep_id:
+        return None
+    for record in sorted((run.parent.parent / "sweeps").glob("*.json")):
+        try:
+            data = read_json(record)
+        except KnowrlError:
+            continue
+        if data.get("sweep_id") == sweep_id:
+            return sweep_id, record.stem, json.dumps(data.get("definition", {}))
+    return None
+
+
+def _write_run(con, m: dict, statuses: list[dict], sweep: tuple[str, str, str] | None) -> None:
+    started, finished = run_times(statuses)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        if sweep:
+            con.execute(  # created when its first run was
+                "INSERT INTO sweeps VALUES (?, ?, ?, ?) ON CONFLICT (sweep_id) DO UPDATE SET name = excluded.name, "
+                "definition = excluded.definition, created_at = least(sweeps.created_at, excluded.created_at)",
+                [*sweep, _utc(m.get("created_at"))],
+            )
+        con.execute("DELETE FROM runs WHERE run_id = ?", [m["run_id"]])
+        con.execute(
+            "INSERT INTO runs (run_id, spec_hash, sweep_id, name, status, spec, git_sha, git_dirty, versions, host,"
+            " created_at, started_at, finished_at, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            [
+                m["run_id"],
+                m["spec_hash"],
+                m.get("sweep_id"),
+                m["name"],
+                run_status([s["status"] for s in statuses]),
+                json.dumps(m["spec"]),
+                m.get("git_sha"),
+                m.get("git_dirty"),
+                json.dumps(m.get("versions", {})),
+                m.get("host"),
+                _utc(m.get("created_at")),
+                started,
+                finished,
+                json.dumps(m.get("plan", {}).get("inputs", {})),
+            ],
+        )
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
 
 
 def _ingest_job(con, run_id: str, status: dict, job_dir: Path, manifest: dict) -> dict[str, int]:
@@ -117,8 +171,8 @@ def _ingest_job(con, run_id: str, status: dict, job_dir: Path, manifest: dict) -
                 status.get("submission_id"),
                 status["status"],
                 status.get("attempts", 0),
-                status.get("started_at"),
-                status.get("finished_at"),
+                _utc(status.get("started_at")),
+                _utc(status.get("finished_at")),
                 status.get("error"),
             ],
         )
@@ -197,12 +251,23 @@ def _artifacts(con, run_id: str, job_id: str, kind: str, params: dict, job_dir: 
     return counts
 
 
-def load_reference(registry: str | Path, csv: str | Path) -> int:
-    """Load published results (registry/reference/*.csv) into `reference_results`, replacing that source."""
+def reference_csv():
+    """The published KnowRL tables shipped with knowrl (reference/knowrl_paper.csv inside the package)."""
+    from knowrl.registry._db import package_data
+
+    return package_data("reference") / "knowrl_paper.csv"
+
+
+def load_reference(registry: str | Path, csv: str | Path | None = None) -> int:
+    """Load published results (a CSV shaped like reference/knowrl_paper.csv; that one by default) into
+    `reference_results`, replacing that source (the file's name without .csv)."""
     import csv as csvlib
 
-    source = Path(csv).stem
-    with Path(csv).open() as f:
+    table = reference_csv() if csv is None else Path(csv)
+    if not table.is_file():
+        raise KnowrlError(f"no reference table at {table}", hint="pass --csv a CSV shaped like knowrl_paper.csv")
+    source = table.name.removesuffix(".csv")
+    with table.open(encoding="utf-8", newline="") as f:
         rows = list(csvlib.DictReader(f))
     fixed = {"table", "model", "hint_mode", "published_avg", "mean_kps"}
     records = []
