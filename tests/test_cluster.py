@@ -149,7 +149,8 @@ def test_a_plan_is_checked_against_the_cluster_before_anything_is_submitted(ray_
     assert r.returncode == 1, r.stdout + r.stderr
     assert "cannot run this plan: " in r.stderr and "a verl checkout at /nonexistent/verl" in r.stderr, r.stderr
     assert "verl's DAPO recipe importable by python3" in r.stderr
-    assert "the module" not in r.stderr  # knowrl's own jobs have what they need on these nodes
+    assert "the module vllm for python3 (kp_select jobs: pip install 'vllm')" in r.stderr  # hints on GPUs: vLLM
+    assert r.stderr.count("the module") == 1  # everything else knowrl's jobs import is on these nodes
     assert not store.exists()
 
 

@@ -93,7 +93,7 @@ def submit_run(
 
 
 PATH_KEYS = ("model.path", "model.tokenizer", "eval.data", "resources.storage", "resources.backend_dir")
-"""Spec values that may name a local file or folder, besides every `data.train[].source` and validation source."""
+"""Spec values that may name a local file or folder, besides the sources of every dataset and eval benchmark."""
 
 
 def for_cluster(spec, cwd: Path | None = None):
@@ -115,9 +115,8 @@ def for_cluster(spec, cwd: Path | None = None):
             node = node[part]
         node[leaf] = absolute(node[leaf])
     raw["resources"]["storage"] = str((cwd / spec.resources.storage).absolute())
-    for role in ("train", "validation"):
-        for source in raw["data"][role]:
-            source["source"] = absolute(source["source"])
+    for source in [*raw["data"]["train"], *raw["data"]["validation"], *raw["eval"]["benchmarks"]]:
+        source["source"] = absolute(source["source"])
     return validate(raw)
 
 

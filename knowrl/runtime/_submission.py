@@ -67,14 +67,19 @@ def requirements(plan, spec) -> list[tuple[str, str]]:
     kinds = {j.kind for j in plan.jobs} - ({"train", "export"} if spec.resources.backend != "local" else set())
     if not kinds:
         return []
-    modules = dict(CORE_MODULES)
+    needed: dict[str, tuple[str, set[str]]] = {m: (pkg, set(kinds)) for m, pkg in CORE_MODULES.items()}
+
+    def need(modules: dict[str, str], kind: str) -> None:
+        for m, pkg in modules.items():
+            needed.setdefault(m, (pkg, set()))[1].add(kind)
+
     if "eval" in kinds:
-        modules |= _generator_modules(spec.eval.generator)
+        need(_generator_modules(spec.eval.generator), "eval")
     if "kp_select" in kinds:
         hint = getattr(spec.hints, "generator", "auto")
-        modules |= _generator_modules("vllm" if hint == "auto" and spec.resources.gpus_per_node else hint)
+        need(_generator_modules("vllm" if hint == "auto" and spec.resources.gpus_per_node else hint), "kp_select")
     if "train" in kinds:  # the local backend's trainer
-        modules |= {"torch": "torch", "transformers": "transformers", "trl": "trl"}
+        need({"torch": "torch", "transformers": "transformers", "trl": "trl"}, "train")
     checks = [
         (
             "python3 -c 'import sys; sys.exit(sys.version_info < (3, 11))'",
@@ -85,9 +90,8 @@ def requirements(plan, spec) -> list[tuple[str, str]]:
             "knowrl's code on the nodes (it comes as the jobs' py_modules)",
         ),
     ]
-    jobs = ", ".join(sorted(kinds))
     checks += [
-        (f"python3 -c 'import {m}'", f"the module {m} for python3 ({jobs} jobs import it: pip install '{pkg}')")
-        for m, pkg in modules.items()
+        (f"python3 -c 'import {m}'", f"the module {m} for python3 ({', '.join(sorted(k))} jobs: pip install '{pkg}')")
+        for m, (pkg, k) in needed.items()
     ]
     return checks
