@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from knowrl.backends import get_backend, verl
 from knowrl.plan import plan
@@ -16,6 +17,7 @@ from knowrl.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 CSS_MAIN = ROOT / "experiments" / "css_main.yaml"
+RECIPES = Path(__file__).parent / "verl"
 
 
 def _compose(checkout: Path, overrides: list[str], monkeypatch):
@@ -38,7 +40,8 @@ def test_every_compiled_phase_composes_strictly_with_the_release(release, verl_c
         assert actor.clip_ratio_high == job.params["clip_high"] and actor.clip_ratio_low == 0.2
         assert cfg.trainer.total_training_steps == job.params["end_step"]
         assert cfg.trainer.max_actor_ckpt_to_keep == spec.algorithm.keep_checkpoints
-        assert cfg.data.seed == spec.seed and cfg.data.train_files == "/run/data/train.parquet"
+        assert cfg.data.seed == (verl.FORK_DATA_SEED if release == "0.4" else spec.seed)  # 13: the authors' order
+        assert cfg.data.train_files == "/run/data/train.parquet"
         overlong = (
             cfg.reward_model.overlong_buffer if release == "0.4" else cfg.reward.reward_kwargs.overlong_buffer_cfg
         )
@@ -228,14 +231,28 @@ def _save_fsdp_shards(rank: int, world: int, model_dir: str, out: str, port: int
 
 
 def test_verls_merger_turns_fsdp_shards_into_the_folder_eval_loads(tiny, tmp_path):
-    """The compiled export command, run as written, on a checkpoint in verl's layout (global_step_N/actor)."""
+    """The compiled 0.9 export command, run as written, on a checkpoint in verl's layout (global_step_N/actor).
+
+    9: 0.4's is the fork's own `scripts/model_merger.py`, which needs the fork; the rehearsal runs it
+    (tests/rehearsal/verl) on a checkpoint the fork's checkpoint manager wrote."""
     import socket
 
     import torch
     import torch.multiprocessing as mp
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
 
-    spec = load_spec(CSS_MAIN, ["resources.backend=verl", f"model.path={tiny}", "eval.checkpoints=[final]"])
+    checkout = tmp_path / "checkout"  # the command runs from the checkout; here verl is this environment's own
+    checkout.mkdir()
+    spec = load_spec(
+        CSS_MAIN,
+        [
+            "resources.backend=verl",
+            "resources.backend_version=0.9",
+            f"resources.backend_dir={checkout}",
+            f"model.path={tiny}",
+            "eval.checkpoints=[final]",
+        ],
+    )
     p = plan(spec)
     export = p.job("export-final")
     run = tmp_path / "run"
@@ -279,3 +296,26 @@ def test_training_metrics_come_back_from_the_backends_tensorboard_files(tmp_path
     (event,) = (job / "tensorboard").glob("events.out.tfevents.*")
     event.write_bytes(event.read_bytes()[:-7])  # a writer killed mid-record: the torn record is dropped
     assert collect(job, "verl", phase=1) == 6
+
+
+def test_the_pinned_recipe_imports_against_this_verl(tmp_path):
+    """8: verl-recipe at `RECIPE_PIN`, as `recipe/` beside verl 0.9.1, imports; v0.9.0's submodule e7f8895 does not.
+
+    `KNOWRL_VERL_RECIPE_SRC` names verl-recipe's history (a clone or its git bundle), as `make contract` passes it."""
+    src = os.environ.get("KNOWRL_VERL_RECIPE_SRC", "")
+    if not src:
+        pytest.fail("KNOWRL_VERL_RECIPE_SRC must name verl-recipe's history (a clone or a git bundle): make contract")
+    recipe = tmp_path / "recipe"
+    subprocess.run(["git", "clone", "--quiet", src, str(recipe)], check=True)
+
+    def imports(commit: str) -> subprocess.CompletedProcess:
+        subprocess.run(["git", "-C", str(recipe), "checkout", "--quiet", commit], check=True)
+        probe = "import recipe.dapo.main_dapo, recipe.dapo.dapo_ray_trainer"  # what `python3 -m` loads first
+        return subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, capture_output=True, text=True)
+
+    pinned = imports(verl.RECIPE_PIN)
+    assert pinned.returncode == 0, pinned.stderr[-3000:]
+    old = imports("e7f8895")
+    assert old.returncode != 0 and "cannot import name 'TaskRunner'" in old.stderr
+    with (recipe / "dapo" / "config" / "dapo_trainer.yaml").open() as f, (RECIPES / "recipe-0.9.yaml").open() as g:
+        assert yaml.safe_load(f) == yaml.safe_load(g)  # the contract's copy is the pinned recipe's config
