@@ -51,6 +51,7 @@ def ray_head():
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dash}",
             *own_ports(),
+            f"--ray-client-server-port={free_port()}",
             "--num-cpus=2",
             "--num-gpus=8",  # logical GPUs: one node of the paper's 8x8 layout
             "--include-dashboard=true",
@@ -58,8 +59,8 @@ def ray_head():
             "--block",
         ],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=(log := open(f"{temp}/head.log", "w")),
+        stderr=subprocess.STDOUT,
         start_new_session=True,
     )
     address = f"http://127.0.0.1:{dash}"
@@ -75,7 +76,8 @@ def ray_head():
                 break
             if time.monotonic() > deadline or head.poll() is not None:
                 os.killpg(head.pid, signal.SIGKILL)
-                pytest.fail(f"the local Ray head did not come up: {str(e)[:500]}")
+                log.close()
+                pytest.fail(f"the local Ray head did not come up: {str(e)[:300]}\n{open(log.name).read()[-3000:]}")
             time.sleep(1)
     yield address
     os.killpg(head.pid, signal.SIGTERM)  # our own head only, by its process group

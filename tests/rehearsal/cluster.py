@@ -64,6 +64,7 @@ class Cluster:
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard}",
             "--include-dashboard=true",
+            f"--ray-client-server-port={free_port()}",
             f"--temp-dir={self.temp}",
         )
         self._wait(lambda c: c.submit_job(entrypoint="true") is not None, timeout_s, "the head's job agent")
