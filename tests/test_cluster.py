@@ -59,7 +59,7 @@ def ray_head():
             "--block",
         ],
         env=env,
-        stdout=(log := open(f"{temp}/head.log", "w")),
+        stdout=(log := open(f"{temp}/head.log", "w")),  # noqa: SIM115 (the head outlives this block)
         stderr=subprocess.STDOUT,
         start_new_session=True,
     )
@@ -77,7 +77,7 @@ def ray_head():
             if time.monotonic() > deadline or head.poll() is not None:
                 os.killpg(head.pid, signal.SIGKILL)
                 log.close()
-                pytest.fail(f"the local Ray head did not come up: {str(e)[:300]}\n{open(log.name).read()[-3000:]}")
+                pytest.fail(f"the local Ray head did not come up: {str(e)[:300]}\n{Path(log.name).read_text()[-3000:]}")
             time.sleep(1)
     yield address
     os.killpg(head.pid, signal.SIGTERM)  # our own head only, by its process group
