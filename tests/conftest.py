@@ -37,6 +37,31 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess
 MINIMAL = "name: t\nmodel: {path: some/model}\n"
 
 
+def session_members(sid: int) -> list[int]:
+    """Live processes of session `sid` (zombies, which can write nothing, left out)."""
+    members = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):  # gone while we looked
+            continue
+        if fields[0] != "Z" and int(fields[3]) == sid:
+            members.append(int(stat.parent.name))
+    return members
+
+
+def wait_until_session_ends(sid: int, bound_s: float = 600) -> None:
+    """Wait for every process a killed `start_new_session` driver started (Ray's raylet and workers among them)
+    to be gone: the event after which nothing of that run writes. Ray's processes keep the driver's session."""
+    import time
+
+    deadline = time.monotonic() + bound_s
+    while members := session_members(sid):
+        if time.monotonic() > deadline:
+            pytest.fail(f"processes {members} of the killed session {sid} are still alive")
+        time.sleep(0.05)
+
+
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     """The tiny offline Qwen2-style model, built once per test session."""

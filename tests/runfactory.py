@@ -33,7 +33,7 @@ def quickstart_args(tmp: Path, model: str, *extra: str) -> list[str]:
 class Echo:
     model_id = "echo"
 
-    def __init__(self, golds: dict, p_correct: float, seed: int = 0):
+    def __init__(self, golds: dict, p_correct: float, seed: int | str = 0):
         self.golds, self.p, self.rng = golds, p_correct, random.Random(seed)
 
     def generate(self, prompts, params, n, seeds):
@@ -84,10 +84,13 @@ def make_run(
     modes=("none", "css"),
     steps: int = 20,
     checkpoints=("final",),
+    seed_per_job: bool = False,
 ) -> Path:
     """A finished run: two training phases with metrics and eval jobs with real eval artifacts.
 
-    `p_correct` may depend on the eval job's (checkpoint, hint mode)."""
+    `p_correct` may depend on the eval job's (checkpoint, hint mode). Every eval job draws its samples from
+    one `seed` (so two jobs at one accuracy answer alike: a delta of exactly 0), or with `seed_per_job` from
+    its own, so that equal accuracies differ by noise, as two real evals do."""
     data = tmp / "data"
     golds = knowrl8_data(data)
     spec_file = tmp / f"{name}.yaml"
@@ -120,7 +123,8 @@ def make_run(
             suite = builtin_suite("knowrl8", str(data)).subset([job.params["benchmark"]])
             mode = job.params["hint_mode"]
             acc = p_correct(job.id.split("-")[1], mode) if callable(p_correct) else p_correct
-            run_eval(Echo(golds, acc, seed), EvalRequest(suite, [mode], limit=None), run / job.id)
+            draws = f"{seed}/{job.id}" if seed_per_job else seed
+            run_eval(Echo(golds, acc, draws), EvalRequest(suite, [mode], limit=None), run / job.id)
         write_status(
             run, job, "succeeded", attempts=1, started_at="2026-11-22T00:00:00", finished_at="2026-11-22T00:01:00"
         )

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, run_cli
+from conftest import ROOT, run_cli, wait_until_session_ends
 from runfactory import quickstart_args
 
 from knowrl.spec import load_spec
@@ -66,26 +66,15 @@ def test_a_killed_run_resumes_without_redoing_finished_jobs(tmp_path, tiny_model
         stderr=subprocess.DEVNULL,
         start_new_session=True,
     )
-    deadline = time.monotonic() + 240
-    while time.monotonic() < deadline:  # kill the driver while phase 2 trains
-        st = statuses(run)
-        if st.get("train-p2", {}).get("status") == "running":
-            break
+    while statuses(run).get("train-p2", {}).get("status") != "running":  # kill the driver while phase 2 trains
+        if proc.poll() is not None:
+            pytest.fail(f"the run exited ({proc.returncode}) before phase 2 started")
         time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("phase 2 never started")
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    wait_until_session_ends(proc.pid)  # Ray's workers may outlive the driver a moment: none writes after this
     before = statuses(run)
     assert before["train-p1"]["status"] == "succeeded" and before["train-p2"]["status"] == "running"
-    # Ray workers may outlive the killed driver for a moment: wait until the checkpoints stop changing.
-    seen, stable_since = None, time.monotonic()
-    while time.monotonic() - stable_since < 3:
-        now = sorted(p.name for p in (run / "checkpoints/trl").glob("checkpoint-*"))
-        if now != seen:
-            seen, stable_since = now, time.monotonic()
-        time.sleep(0.2)
     saved = max((run / "checkpoints/trl").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
     from knowrl.runtime._engine import run_spec
 
@@ -303,8 +292,7 @@ def test_logs_and_cancel(tmp_path, tiny_model):
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (run / "kp_select/job.log").exists():  # the job has started
+    while not (run / "kp_select/job.log").exists():  # the job has started
         assert proc.poll() is None, proc.communicate()
         time.sleep(0.05)
     c = run_cli("cancel", run.name, "--storage", str(tmp_path / "store"))

@@ -11,7 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXPERIMENTS, MINIMAL, ROOT, run_cli
+from conftest import EXPERIMENTS, MINIMAL, ROOT, run_cli, wait_until_session_ends
 from runfactory import make_run, quickstart_args
 
 from knowrl.spec import load_spec
@@ -37,26 +37,16 @@ def start(args: list[str]) -> subprocess.Popen:
     )
 
 
-def kill_when(proc: subprocess.Popen, ready, what: str, timeout_s: float = 300) -> None:
-    """SIGKILL the driver and everything it started once `ready()` holds."""
-    deadline = time.monotonic() + timeout_s
+def kill_when(proc: subprocess.Popen, ready, what: str) -> None:
+    """SIGKILL the driver and everything it started once `ready()` holds (it fails if the driver exits first)."""
     while not ready():
-        if proc.poll() is not None or time.monotonic() > deadline:
+        if proc.poll() is not None:
             os.killpg(proc.pid, signal.SIGKILL)
             pytest.fail(f"{what} never happened (exit {proc.returncode})")
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
-
-
-def settle(folder: Path) -> None:
-    """Ray workers may outlive the killed driver for a moment: wait until the checkpoints stop changing."""
-    seen, since = None, time.monotonic()
-    while time.monotonic() - since < 3:
-        now = sorted(p.name for p in folder.glob("checkpoint-*"))
-        if now != seen:
-            seen, since = now, time.monotonic()
-        time.sleep(0.2)
+    wait_until_session_ends(proc.pid)  # Ray's workers may outlive the driver a moment: none writes after this
 
 
 def latest(folder: Path) -> Path:
@@ -77,7 +67,6 @@ def test_a_run_killed_in_each_phase_resumes_each_from_its_checkpoint_and_is_one_
 
     # 1. killed in phase 1, after its first checkpoint and some logged steps
     kill_when(start(args), lambda: any(trl.glob("checkpoint-*/trainer_state.json")) and log.exists(), "a p1 ckpt")
-    settle(trl)
     saved_p1 = latest(trl)
     assert statuses(run)["train-p1"]["status"] == "running"
     kept = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
@@ -90,7 +79,6 @@ def test_a_run_killed_in_each_phase_resumes_each_from_its_checkpoint_and_is_one_
     # 2. resumed, then killed in phase 2
     proc = start(args)
     kill_when(proc, lambda: statuses(run).get("train-p2", {}).get("status") == "running", "phase 2")
-    settle(trl)
     p1 = statuses(run)["train-p1"]
     assert p1["status"] == "succeeded" and p1["summary"]["resumed_from"] == str(saved_p1)
 
@@ -156,9 +144,8 @@ def test_cancel_stops_a_run_that_ignores_sigint(tmp_path, tiny_model):
     run = tmp_path / "store" / "runs" / plan(load_spec(args[0], args[1:])).run_id
     cmd = " ".join([sys.executable, "-m", "knowrl.cli", "run", *map(str, args)])
     script = subprocess.Popen(["sh", "-c", f"{cmd} > {tmp_path / 'out.txt'} 2>&1 & wait $!"], cwd=ROOT)
-    deadline = time.monotonic() + 120
     while not (run / "kp_select" / "job.log").exists():
-        assert script.poll() is None and time.monotonic() < deadline, (tmp_path / "out.txt").read_text()
+        assert script.poll() is None, (tmp_path / "out.txt").read_text()
         time.sleep(0.05)
     c = run_cli("cancel", run.name, "--storage", str(tmp_path / "store"), "--grace", "20")
     assert c.returncode == 0, c.stderr
@@ -221,7 +208,6 @@ def test_a_hub_revision_comes_from_the_local_cache(tmp_path, write):
 
 
 def test_an_unreachable_hub_model_stops_a_local_run_before_any_job(tmp_path):
-    t0 = time.monotonic()
     r = run_cli(
         "run",
         str(EXPERIMENTS / "quickstart-tiny.yaml"),
@@ -230,7 +216,7 @@ def test_an_unreachable_hub_model_stops_a_local_run_before_any_job(tmp_path):
         env={"HF_HUB_OFFLINE": "1"},
     )
     assert r.returncode != 0 and "cannot reach" in r.stderr and "model.path (org/not-cached)" in r.stderr, r.stderr
-    assert time.monotonic() - t0 < 60  # not ~100 s per job
+    assert r.stdout == ""  # refused before the run starts: no Ray, no job, no progress (not one failure per job)
     runs = tmp_path / "s" / "runs"
     assert not runs.exists() or not any(runs.iterdir())  # no job started, no run left behind
 
