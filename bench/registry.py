@@ -2,14 +2,20 @@
 
 Ingest (one transaction per job, replacing the job's rows) is timed against
 DuckDB's own bulk load of the same parquet files into a fresh table -- the
-practical limit. Then `compare` (avg@N per run x benchmark x hint mode from
-the per-sample rows, unweighted Avg.) is timed over all of them.
-Targets: ingest within 2x of the bulk load; compare under 0.5 s.
+practical limit. The same ingest then runs again into a fresh registry while
+a reader process opens the registry in a loop (as `knowrl runs` would): every
+one of its reads must succeed, and get in while the ingest goes on (the
+ingester hands the file over between two jobs whenever a reader waits).
+Then `compare` (avg@N per run x benchmark x hint mode from the per-sample
+rows, unweighted Avg.) is timed over all of them.
+Targets: ingest within 2x of the bulk load, with 0 failed reads; compare under 0.5 s.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -80,6 +86,56 @@ def build(root: Path) -> tuple[list[Path], list[str]]:
     return files, runs
 
 
+READER_LOOP = """
+import json, sys, time
+from pathlib import Path
+from knowrl.registry import reader
+
+db, stop = sys.argv[1], Path(sys.argv[2])
+done, failures = [], []
+while not stop.exists():
+    try:
+        with reader(db, timeout_s=120) as con:
+            con.execute("SELECT count(*) FROM runs").fetchone()
+        done.append(time.time())
+    except Exception as e:
+        failures.append(repr(e))
+print(json.dumps({"reads": done, "failures": failures}))
+"""
+
+
+def ingest_with_readers(root: Path, runs: list[str]) -> tuple[float, int, int, int]:
+    """(seconds, reads that completed during the ingest, failed reads, handovers) with a reader loop running."""
+    from knowrl.registry import ingest, writer
+
+    db, stop = root / "served.duckdb", root / "stop-readers"
+    with writer(db):  # an empty registry for the readers to open
+        pass
+    loop = subprocess.Popen(
+        [sys.executable, "-c", READER_LOOP, str(db), str(stop)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+    )
+    try:
+        begin = time.time()
+        t = time.perf_counter()
+        handed = ingest(db, runs).handovers
+        seconds = time.perf_counter() - t
+        end = time.time()
+    finally:
+        stop.touch()
+        out, _ = loop.communicate(timeout=300)
+    result = json.loads(out)
+    during = sum(begin <= r <= end for r in result["reads"])
+    return seconds, during, len(result["failures"]), handed
+
+
+def cpu_s() -> float:
+    """This process's CPU time (every thread): a figure other work on the machine barely moves."""
+    import resource
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def main() -> None:
     import duckdb
 
@@ -90,37 +146,57 @@ def main() -> None:
     files, runs = build(root)
     rows = sum(duckdb.sql(f"SELECT count(*) FROM read_parquet('{f}')").fetchall()[0][0] for f in files)
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_s()
     con = duckdb.connect(str(root / "bulk.duckdb"))
     con.execute("CREATE TABLE s AS SELECT * FROM read_parquet(?)", [[str(f) for f in files]])
     con.close()
-    bulk = time.perf_counter() - t
+    bulk, bulk_cpu = time.perf_counter() - t, cpu_s() - c
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_s()
     ingest(root / "registry.duckdb", runs)
-    ours = time.perf_counter() - t
+    ours, ours_cpu = time.perf_counter() - t, cpu_s() - c
+
+    served, reads, failed, handovers = ingest_with_readers(root, runs)
 
     with reader(root / "registry.duckdb") as con:
         measured_rows(con)  # warm the connection's catalog once
-        t = time.perf_counter()
-        table = measured_rows(con)
-        compare_s = time.perf_counter() - t
+        compare_s = []
+        for _ in range(5):  # the best of five: the least disturbed by whatever else the machine runs
+            t = time.perf_counter()
+            table = measured_rows(con)
+            compare_s.append(time.perf_counter() - t)
+        compare_s = min(compare_s)
     ratio = ours / bulk
     report(
         f"registry with {rows:,} eval-sample rows ({len(files)} eval jobs, 2 runs)",
         ["step", "seconds", "note"],
         [
-            ["DuckDB bulk load from parquet", f"{bulk:.2f}", "baseline"],
-            ["knowrl ingest", f"{ours:.2f}", f"{ratio:.2f}x the bulk load (target <= 2x)"],
-            ["knowrl compare", f"{compare_s:.3f}", f"{len(table)} rows (target < 0.5 s)"],
+            ["DuckDB bulk load from parquet", f"{bulk:.2f}", f"baseline ({bulk_cpu:.2f} s of CPU)"],
+            [
+                "knowrl ingest",
+                f"{ours:.2f}",
+                f"{ratio:.2f}x the bulk load (target <= 2x); CPU {ours_cpu:.2f} s, {ours_cpu / bulk_cpu:.2f}x",
+            ],
+            [
+                "knowrl ingest, a reader looping",
+                f"{served:.2f}",
+                f"{served / bulk:.2f}x; {reads} reads got in during it, {failed} failed (target 0); "
+                f"file handed over {handovers}x",
+            ],
+            ["knowrl compare", f"{compare_s:.3f}", f"{len(table)} rows, best of 5 (target < 0.5 s)"],
         ],
         {
             "bench": "registry",
             "rows": rows,
             "ratio": round(ratio, 2),
-            "target": "ingest <=2x bulk; compare <0.5s",
+            "cpu_ratio": round(ours_cpu / bulk_cpu, 2),
+            "ratio_with_reader": round(served / bulk, 2),
+            "reads_during_ingest": reads,
+            "failed_reads": failed,
+            "handovers": handovers,
+            "target": "ingest <=2x bulk; 0 failed reads (and reads during the ingest); compare <0.5s",
             "compare_s": round(compare_s, 3),
-            "met": ratio <= 2.0 and compare_s < 0.5,
+            "met": ratio <= 2.0 and failed == 0 and reads > 0 and compare_s < 0.5,
         },
     )
 

@@ -1,8 +1,10 @@
-"""Ingest run directories into the registry: one transaction per job, idempotent.
+"""Ingest run directories into the registry: each job whole or not at all, idempotent.
 
 Workers never open the DuckDB file; this is the one writer. Re-ingesting a job
-replaces its rows inside the same transaction, so ingesting twice changes
-nothing and a killed ingest leaves the job either fully present or absent.
+replaces its rows inside the transaction that writes them, so ingesting twice
+changes nothing and a killed ingest leaves every job either fully present or
+absent. One transaction spans a run's jobs, committed with the run's row, or
+earlier when a reader or another writer waits for the file.
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def ingest(
 ) -> IngestReport:
     """Ingest run directories (all their jobs, or `only_jobs`); the run row is refreshed either way.
 
-    One transaction per job, on one write connection that is handed over
+    One write connection and one transaction per run, committed and handed over
     between two jobs whenever a reader (`knowrl runs`, `compare`) or another
     writer waits. A job whose status.json is damaged keeps what the registry
     already has.
@@ -66,13 +68,14 @@ def ingest(
                 statuses[status_file.parent.name] = status
                 if status["status"] == "unknown" or (only_jobs is not None and status["job_id"] not in only_jobs):
                     continue
-                counts = _ingest_job(session.connection(), m["run_id"], status, status_file.parent, m)
+                counts = _ingest_job(session.transaction(), m["run_id"], status, status_file.parent, m)
                 report.jobs += 1
                 for k, v in counts.items():
                     report.rows[k] = report.rows.get(k, 0) + v
             for job in m.get("plan", {}).get("jobs", []):  # planned, not yet started: no status.json
                 statuses.setdefault(job["id"], {"status": "pending"})
-            _write_run(session.connection(), m, list(statuses.values()), _sweep(run, m.get("sweep_id")))
+            _write_run(session.transaction(), m, list(statuses.values()), _sweep(run, m.get("sweep_id")))
+            session.commit()  # a run's row lands with its jobs
             report.runs += 1
         report.handovers = session.handovers
     return report
@@ -116,75 +119,64 @@ def _sweep(run: Path, sweep_id: str | None) -> tuple[str, str, str] | None:
 
 
 def _write_run(con, m: dict, statuses: list[dict], sweep: tuple[str, str, str] | None) -> None:
+    """The run's row (and its sweep's), inside the caller's transaction."""
     started, finished = run_times(statuses)
-    con.execute("BEGIN TRANSACTION")
-    try:
-        if sweep:
-            con.execute(  # created when its first run was
-                "INSERT INTO sweeps VALUES (?, ?, ?, ?) ON CONFLICT (sweep_id) DO UPDATE SET name = excluded.name, "
-                "definition = excluded.definition, created_at = least(sweeps.created_at, excluded.created_at)",
-                [*sweep, _utc(m.get("created_at"))],
-            )
-        con.execute("DELETE FROM runs WHERE run_id = ?", [m["run_id"]])
-        con.execute(
-            "INSERT INTO runs (run_id, spec_hash, sweep_id, name, status, spec, git_sha, git_dirty, versions, host,"
-            " created_at, started_at, finished_at, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                m["run_id"],
-                m["spec_hash"],
-                m.get("sweep_id"),
-                m["name"],
-                run_status([s["status"] for s in statuses]),
-                json.dumps(m["spec"]),
-                m.get("git_sha"),
-                m.get("git_dirty"),
-                json.dumps(m.get("versions", {})),
-                m.get("host"),
-                _utc(m.get("created_at")),
-                started,
-                finished,
-                json.dumps(m.get("plan", {}).get("inputs", {})),
-            ],
+    if sweep:
+        con.execute(  # created when its first run was
+            "INSERT INTO sweeps VALUES (?, ?, ?, ?) ON CONFLICT (sweep_id) DO UPDATE SET name = excluded.name, "
+            "definition = excluded.definition, created_at = least(sweeps.created_at, excluded.created_at)",
+            [*sweep, _utc(m.get("created_at"))],
         )
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+    con.execute("DELETE FROM runs WHERE run_id = ?", [m["run_id"]])
+    con.execute(
+        "INSERT INTO runs (run_id, spec_hash, sweep_id, name, status, spec, git_sha, git_dirty, versions, host,"
+        " created_at, started_at, finished_at, inputs) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            m["run_id"],
+            m["spec_hash"],
+            m.get("sweep_id"),
+            m["name"],
+            run_status([s["status"] for s in statuses]),
+            json.dumps(m["spec"]),
+            m.get("git_sha"),
+            m.get("git_dirty"),
+            json.dumps(m.get("versions", {})),
+            m.get("host"),
+            _utc(m.get("created_at")),
+            started,
+            finished,
+            json.dumps(m.get("plan", {}).get("inputs", {})),
+        ],
+    )
 
 
 def _ingest_job(con, run_id: str, status: dict, job_dir: Path, manifest: dict) -> dict[str, int]:
+    """Replace one job's rows, inside the caller's transaction: all of them land, or none."""
     job_id, kind, params = status["job_id"], status["kind"], status.get("params", {})
-    counts: dict[str, int] = {}
-    con.execute("BEGIN TRANSACTION")
-    try:
-        for table in TABLES_BY_JOB:
+    known = con.execute("SELECT count(*) FROM jobs WHERE run_id = ? AND job_id = ?", [run_id, job_id]).fetchone()
+    if known[0]:  # a job's rows are only ever written with its jobs row, so a new job has none to replace
+        for table in TABLES_BY_JOB:  # (each DELETE scans the whole table: millions of rows in a big registry)
             con.execute(f"DELETE FROM {table} WHERE run_id = ? AND job_id = ?", [run_id, job_id])
         con.execute("DELETE FROM jobs WHERE run_id = ? AND job_id = ?", [run_id, job_id])
-        con.execute(
-            "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                run_id,
-                job_id,
-                kind,
-                status.get("phase"),
-                manifest.get("plan", {}).get("backend"),
-                status.get("submission_id"),
-                status["status"],
-                status.get("attempts", 0),
-                _utc(status.get("started_at")),
-                _utc(status.get("finished_at")),
-                status.get("error"),
-            ],
-        )
-        if status["status"] == "succeeded":
-            counts = _artifacts(con, run_id, job_id, kind, params, job_dir)
-        else:  # what an unfinished job logged so far: an interrupted phase's curve stays visible
-            counts = _partial_metrics(con, run_id, job_id, job_dir)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return counts
+    con.execute(
+        "INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run_id,
+            job_id,
+            kind,
+            status.get("phase"),
+            manifest.get("plan", {}).get("backend"),
+            status.get("submission_id"),
+            status["status"],
+            status.get("attempts", 0),
+            _utc(status.get("started_at")),
+            _utc(status.get("finished_at")),
+            status.get("error"),
+        ],
+    )
+    if status["status"] == "succeeded":
+        return _artifacts(con, run_id, job_id, kind, params, job_dir)
+    return _partial_metrics(con, run_id, job_id, job_dir)  # what an unfinished job logged: its curve stays visible
 
 
 def _partial_metrics(con, run_id: str, job_id: str, job_dir: Path) -> dict[str, int]:
