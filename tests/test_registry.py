@@ -473,21 +473,29 @@ def test_runs_record_when_they_started_and_finished_and_their_sweep(tmp_path):
     manifest["sweep_id"] = "5ca1ab1e0001"
     (run / "manifest.json").write_text(json.dumps(manifest))
     definition = {"grid": {"seed": [1, 2]}}
+    point = make_run(tmp_path / "b", name="point", p_correct=0.5, storage=storage, modes=("none",), steps=4, seed=2)
+    listed = json.loads((point / "manifest.json").read_text())["spec_hash"]  # its manifest names no sweep
     (storage / "sweeps").mkdir()
-    (storage / "sweeps" / "seeds.json").write_text(json.dumps({"sweep_id": "5ca1ab1e0001", "definition": definition}))
+    record = {"sweep_id": "5ca1ab1e0001", "definition": definition, "points": [manifest["spec_hash"], listed]}
+    (storage / "sweeps" / "seeds.json").write_text(json.dumps(record))
+    (storage / "sweeps" / "other.json").write_text(json.dumps({"sweep_id": "0ther", "definition": {}, "points": []}))
     db = tmp_path / "r.duckdb"
-    ingest(db, [run])
+    ingest(db, [run, point])
+    with reader(db) as con:
+        assert con.execute("SELECT sweep_id FROM runs WHERE name = 'point'").fetchone() == ("5ca1ab1e0001",)
 
     def row():
         with reader(db) as con:
             return con.execute(
-                "SELECT status, started_at::VARCHAR, finished_at::VARCHAR, sweep_id FROM runs"
+                "SELECT status, started_at::VARCHAR, finished_at::VARCHAR, sweep_id FROM runs WHERE name = 'timed'"
             ).fetchone()
 
     assert row() == ("done", "2026-11-22 10:00:00", "2026-11-22 10:45:30", "5ca1ab1e0001")
     with reader(db) as con:
         sweeps = con.execute("SELECT sweep_id, name, definition, created_at FROM sweeps").fetchall()
-        job_start = con.execute("SELECT started_at::VARCHAR FROM jobs WHERE job_id = ?", [first]).fetchone()
+        job_start = con.execute(
+            "SELECT started_at::VARCHAR FROM jobs WHERE run_id = ? AND job_id = ?", [run.name, first]
+        ).fetchone()
     assert [(s, n, json.loads(d)) for s, n, d, _ in sweeps] == [("5ca1ab1e0001", "seeds", definition)]
     assert sweeps[0][3] is not None and job_start == ("2026-11-22 10:00:00",)
     shown = run_cli("show-run", "timed", "--registry", str(db))

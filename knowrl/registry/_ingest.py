@@ -74,7 +74,7 @@ def ingest(
                     report.rows[k] = report.rows.get(k, 0) + v
             for job in m.get("plan", {}).get("jobs", []):  # planned, not yet started: no status.json
                 statuses.setdefault(job["id"], {"status": "pending"})
-            _write_run(session.transaction(), m, list(statuses.values()), _sweep(run, m.get("sweep_id")))
+            _write_run(session.transaction(), m, list(statuses.values()), *_sweep(run, m))
             session.commit()  # a run's row lands with its jobs
             report.runs += 1
         report.handovers = session.handovers
@@ -103,22 +103,29 @@ def _utc(stamp) -> datetime | None:
     return t.astimezone(UTC).replace(tzinfo=None) if t.tzinfo else t
 
 
-def _sweep(run: Path, sweep_id: str | None) -> tuple[str, str, str] | None:
-    """(id, name, definition) of the sweep a run belongs to, from the record `knowrl sweep` keeps beside the runs
-    (<storage>/sweeps/<name>.json); None when the run names none or its record is gone."""
-    if not sweep_id:
-        return None
+def _sweep(run: Path, m: dict) -> tuple[str | None, tuple[str, str, str] | None]:
+    """The sweep a run belongs to: (its id, (id, name, definition) for the `sweeps` table or None).
+
+    The manifest's `sweep_id` when it has one; else the one sweep whose record
+    (<storage>/sweeps/<name>.json, kept by `knowrl sweep --run`) lists the run's
+    spec hash among its points -- a point may have run before its sweep did.
+    """
+    records = []
     for record in sorted((run.parent.parent / "sweeps").glob("*.json")):
         try:
             data = read_json(record)
-        except KnowrlError:
+        except KnowrlError:  # a damaged record names no sweep
             continue
-        if data.get("sweep_id") == sweep_id:
-            return sweep_id, record.stem, json.dumps(data.get("definition", {}))
-    return None
+        records.append((data.get("sweep_id"), record.stem, json.dumps(data.get("definition", {})), data))
+    sweep_id = m.get("sweep_id")
+    if sweep_id is None:
+        listing = {r[0] for r in records if m["spec_hash"] in r[3].get("points", ())}
+        sweep_id = listing.pop() if len(listing) == 1 else None
+    row = next((r[:3] for r in records if sweep_id and r[0] == sweep_id), None)
+    return sweep_id, row
 
 
-def _write_run(con, m: dict, statuses: list[dict], sweep: tuple[str, str, str] | None) -> None:
+def _write_run(con, m: dict, statuses: list[dict], sweep_id: str | None, sweep: tuple | None) -> None:
     """The run's row (and its sweep's), inside the caller's transaction."""
     started, finished = run_times(statuses)
     if sweep:
@@ -134,7 +141,7 @@ def _write_run(con, m: dict, statuses: list[dict], sweep: tuple[str, str, str] |
         [
             m["run_id"],
             m["spec_hash"],
-            m.get("sweep_id"),
+            sweep_id,
             m["name"],
             run_status([s["status"] for s in statuses]),
             json.dumps(m["spec"]),
