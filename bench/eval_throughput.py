@@ -1,8 +1,11 @@
 """Tokens/s of the transformers generator on the tiny model, batch 1..32, and the eval's own overhead.
 
-The overhead is the share of an eval's wall time spent outside the model's
-`generate` calls (prompt rendering, tokenisation, decoding, grading, parquet
-writes, scoring), measured on a 256-problem suite at batch 32. Target: < 10%.
+Two figures, each against a baseline measured in the same run:
+- throughput at batch 32 over batch 1 (the same prompts, seeds and lengths);
+- the eval's overhead: its time outside the model's `generate` calls (prompt
+  rendering, tokenisation, decoding, grading, parquet writes, scoring) over
+  the time inside them, on a 256-problem suite at batch 32. The baseline is
+  the generation the eval exists for; target: at most 10% on top of it.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from _util import report  # noqa: E402
 
 MAX_TOKENS = 64
 TARGET = 0.10
+"""Overhead over the time inside `generate`, at most."""
 
 
 def main() -> None:
@@ -64,17 +68,22 @@ def main() -> None:
     t = time.perf_counter()
     run_eval(gen, request, tmp / "out")
     wall = time.perf_counter() - t
-    share = (wall - inside[0]) / wall
-    rows.append(["eval @32", "", f"{wall:.2f}", f"overhead {share:.1%}"])
+    outside = wall - inside[0]
+    ratio, share = outside / inside[0], outside / wall
+    speedup = float(rows[-1][3].replace(",", "")) / float(rows[0][3].replace(",", ""))
+    rows.append(["eval @32", "", f"{wall:.2f}", f"outside generate {outside:.2f} s = {ratio:.1%} of inside"])
     report(
         "transformers generator on the tiny model (2 x 32 prompts, up to 64 new tokens)",
         ["batch", "tokens", "seconds", "tokens/s"],
         rows,
         {
             "bench": "eval_throughput",
-            "ratio": round(share, 4),
-            "target": f"<{TARGET}",
-            "met": share < TARGET,
+            "ratio": round(ratio, 4),
+            "baseline": "the eval's own time inside model.generate, same run",
+            "target": f"<={TARGET}",
+            "met": ratio <= TARGET,
+            "share_of_wall": round(share, 4),
+            "batch32_over_batch1": round(speedup, 2),
             "tokens_per_s": {str(r[0]): float(r[3].replace(",", "")) for r in rows[:-1]},
             "eval_wall_s": round(wall, 2),
             "inside_generate_s": round(inside[0], 2),
