@@ -291,7 +291,7 @@ def test_training_metrics_come_back_from_the_backends_tensorboard_files(tmp_path
     w.close()
     assert collect(job, "verl", phase=1) == 8
     rows = {(r["step"], r["name"]): r["value"] for r in pq.read_table(job / "metrics.parquet").to_pylist()}
-    assert rows[(2, "train/reward")] == 0.5 and rows[(1, "verl/critic/score/mean")] == 0.25
+    assert rows[(2, "train/reward_after_filter")] == 0.5 and rows[(1, "verl/critic/score/mean")] == 0.25
     assert rows[(1, "train/entropy")] == 1.5
     (event,) = (job / "tensorboard").glob("events.out.tfevents.*")
     event.write_bytes(event.read_bytes()[:-7])  # a writer killed mid-record: the torn record is dropped

@@ -120,24 +120,23 @@ def submit_and_wait(client, request: dict, timeout_s: float) -> str:
 
 
 _PATIENT_RAY = (
-    "import sys, time, types; import ray._private.services as s; "
+    "import sys, time, types; import ray._private.services as s, ray._private.node as n; "
     "t = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith('__')}); "
-    "t.sleep = lambda d: time.sleep(10 * d); s.time = t; "
+    "t.sleep = lambda d: time.sleep(10 * d); t.monotonic = lambda: time.monotonic() / 10; s.time = n.time = t; "
     "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"
 )
+"""`ray start` with the startup waits of `services` and `node` ten times as long (see _PatientCluster)."""
 
 
 class _PatientCluster(Cluster):
-    """The rehearsal's cluster, its head given time to bring up the Jobs API on a loaded machine.
+    """The rehearsal's cluster, its nodes given time to come up on a loaded machine.
 
-    Ray 2.46's `ray start --head` waits a fixed 20 s for its dashboard (the Jobs API) to register
-    (`services.start_api_server`: 200 polls 0.1 s apart) and then gives up; its nine module processes take longer
-    than that on a busy 2-core machine. The head here is `ray start` itself with that module's polls ten times
-    further apart; nothing else of Ray changes."""
+    Ray's `ray start` waits a fixed 20 s for the head's dashboard (the Jobs API; `services.start_api_server`: 200
+    polls 0.1 s apart) and 30 s for a raylet to register (`node.Node`), then gives up; on a 2-core machine under load
+    both take longer. The nodes here are `ray start` itself with those two modules' clocks slowed tenfold; nothing
+    else of Ray changes, and nothing verl runs is touched."""
 
     def _start(self, name: str, *args: str) -> None:
-        if name != "head":
-            return super()._start(name, *args)
         env = {
             **os.environ,
             "PATH": f"{self.env / 'bin'}:{os.environ['PATH']}",
@@ -153,10 +152,13 @@ class _PatientCluster(Cluster):
         self.nodes.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
 
 
-def started(env: Path, logs: Path, attempts: int = 3) -> Cluster:
+def started(env: Path, logs: Path, attempts: int = 5) -> Cluster:
+    """Two nodes with 2 logical GPUs and 8 logical CPUs each: verl 0.9's resource pool bundles take 3 CPUs per GPU
+    (`ResourcePoolManager.max_colocate_count`), so a node's two GPU bundles alone ask for 6."""
+    os.environ.setdefault("RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT", "600")
     for attempt in range(1, attempts + 1):
         try:
-            return _PatientCluster(env, logs / str(attempt)).start()
+            return _PatientCluster(env, logs / str(attempt), cpus_per_node=8).start(timeout_s=600)
         except RuntimeError as e:
             if attempt == attempts:
                 raise
@@ -164,21 +166,46 @@ def started(env: Path, logs: Path, attempts: int = 3) -> Cluster:
     raise AssertionError("unreachable")
 
 
-def main(root: Path, release: str, work: Path, model: Path) -> dict:
+class _Existing:
+    """A cluster someone else started (`KNOWRL_VERL_ADDRESS`, e.g. from `submissions.py ROOT RELEASE --hold`)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        pass
+
+
+def hold(root: Path, release: str, work: Path) -> None:
+    """Start the two-node cluster and keep it until SIGINT/SIGTERM, for repeated `KNOWRL_VERL_ADDRESS=... main`."""
+    import signal
+
+    cluster = started(root / f".venv-rehearsal-verl-{release}", work / "ray-logs")
+    stop = lambda *_: (cluster.stop(), sys.exit(0))  # noqa: E731
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    say(f"holding {cluster.address} (pid {os.getpid()})")
+    while True:
+        time.sleep(3600)
+
+
+def main(root: Path, release: str, work: Path, model: Path, jobs=JOBS) -> dict:
     from ray.job_submission import JobSubmissionClient
 
     from knowrl.backends import verl
 
     env = root / f".venv-rehearsal-verl-{release}"
-    # a busy 2-core machine starts the dashboard's nine module processes in more than Ray's default 30 s
-    os.environ.setdefault("RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT", "600")
     spec, p, run, requests = compiled(root, release, work, model)
     timings = {}
-    with started(env, work / "ray-logs") as cluster:
+    address = os.environ.get("KNOWRL_VERL_ADDRESS")
+    with _Existing(address) if address else started(env, work / "ray-logs") as cluster:
         say(f"two-node cluster at {cluster.address} from {env}")
         client = JobSubmissionClient(cluster.address)
         logs = {}
-        for job in JOBS:
+        for job in jobs:
             t0 = time.monotonic()
             logs[job] = submit_and_wait(client, requests[job], timeout_s=1800)
             timings[job] = round(time.monotonic() - t0, 1)
@@ -188,6 +215,8 @@ def main(root: Path, release: str, work: Path, model: Path) -> dict:
                 assert verl.checkpoint_done(run, 2) and not verl.checkpoint_done(run, 3)
             if job == "train-p2":
                 assert verl.checkpoint_done(run, 3)
+    if "export-final" not in jobs:
+        return {"run": run, "logs": logs, "timings": timings}
     layout = sorted(str(f.relative_to(run)) for f in (run / "checkpoints").rglob("*") if f.is_file())
     say("checkpoint layout:\n  " + "\n  ".join(layout))
     exported = run / p.job("export-final").outputs["model"]
@@ -203,11 +232,14 @@ def main(root: Path, release: str, work: Path, model: Path) -> dict:
 
 if __name__ == "__main__":
     root, release = Path(sys.argv[1]).absolute(), sys.argv[2]
+    if "--hold" in sys.argv:
+        hold(root, release, Path(f"/tmp/verl-cluster-{release}"))
     work = Path(sys.argv[3] if len(sys.argv) > 3 else f"/tmp/verl-submissions-{release}").absolute()
     tiny = work / "tiny"
     subprocess.run([sys.executable, "-m", "knowrl.cli", "model", "tiny", "--out", str(tiny)], check=True)
     from scripted_model import build
 
     model = build(tiny, work / "scripted")
-    out = main(root, release, work, model)
+    only = os.environ.get("KNOWRL_VERL_JOBS")
+    out = main(root, release, work, model, tuple(only.split(",")) if only else JOBS)
     say(f"timings: {out['timings']}")

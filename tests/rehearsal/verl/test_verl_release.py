@@ -63,9 +63,8 @@ def composed(overrides: list[str]) -> dict:
 
 
 def _spec(*overrides: str):
-    return load_spec(
-        REPO / "experiments/css_main.yaml", ["resources.backend=verl", f"resources.backend_version={RELEASE}", *overrides]
-    )
+    release = ["resources.backend=verl", f"resources.backend_version={RELEASE}"]
+    return load_spec(REPO / "experiments/css_main.yaml", [*release, *overrides])
 
 
 def test_every_phase_composes_with_the_checkouts_own_hydra_config():
