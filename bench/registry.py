@@ -137,12 +137,16 @@ def cpu_s() -> float:
 
 
 def main() -> None:
+    with tempfile.TemporaryDirectory() as tmp:  # millions of rows: gone after the run
+        measure(Path(tmp))
+
+
+def measure(root: Path) -> None:
     import duckdb
 
     from knowrl.registry import ingest, reader
     from knowrl.registry._compare import measured_rows
 
-    root = Path(tempfile.mkdtemp())
     files, runs = build(root)
     rows = sum(duckdb.sql(f"SELECT count(*) FROM read_parquet('{f}')").fetchall()[0][0] for f in files)
 
