@@ -100,6 +100,8 @@ while not stop.exists():
         done.append(time.time())
     except Exception as e:
         failures.append(repr(e))
+    if len(done) + len(failures) == 1:
+        print("reading", flush=True)  # the ingest starts once the loop is under way
 print(json.dumps({"reads": done, "failures": failures}))
 """
 
@@ -112,9 +114,13 @@ def ingest_with_readers(root: Path, runs: list[str]) -> tuple[float, int, int, i
     with writer(db):  # an empty registry for the readers to open
         pass
     loop = subprocess.Popen(
-        [sys.executable, "-c", READER_LOOP, str(db), str(stop)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+        [sys.executable, "-c", READER_LOOP, str(db), str(stop)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
     )
     try:
+        assert loop.stdout.readline() == "reading\n", "the reader loop did not start"
         begin = time.time()
         t = time.perf_counter()
         handed = ingest(db, runs).handovers
