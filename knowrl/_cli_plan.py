@@ -294,7 +294,7 @@ def _run_sweep(s, points, force: bool, max_parallel: int = 1) -> None:
     if max_parallel == 1:
         for i, pt in enumerate(points, 1):
             console.print(f"[bold]sweep point {i}/{len(points)}[/] {pt.name}")
-            statuses = run_spec(pt.spec, console=console)
+            statuses = run_spec(pt.spec, console=console, sweep_id=sweep_id)
             failed += any(v != "succeeded" for v in statuses.values())
     else:
         failed = _run_points_in_parallel(s, points, max_parallel, console)

@@ -88,8 +88,8 @@ def _start_ray(num_cpus: int):
     return ray
 
 
-def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
-    """Run every unfinished job of a spec's plan; return {job id: status}."""
+def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0, sweep_id: str | None = None) -> dict:
+    """Run every unfinished job of a spec's plan (a point of sweep `sweep_id`, if given); return {job id: status}."""
     from knowrl.plan import plan
 
     say = console.print if console else (lambda *a, **k: None)
@@ -113,7 +113,7 @@ def run_spec(spec, *, console=None, registry_timeout_s: float = 60.0) -> dict:
             check_capacity(p, ray.cluster_resources().get("GPU", 0))  # before anything is written or started
             check_backend_here(spec, p)
             if fresh:
-                write_manifest(run, spec, p)
+                write_manifest(run, spec, p, sweep_id=sweep_id)
             tracker = RunTracker(spec, p, run)
             with _stop_signals():
                 statuses = _follow(
