@@ -24,6 +24,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import requests
 
 from knowrl import KnowrlError
 from knowrl.backends import nemo_rl
@@ -43,6 +44,8 @@ def _spec(*overrides: str):
 
 INIT_RAY = """
 import os, ray
+from knowrl.backends.nemo_rl_launch import driver_environment
+driver_environment()  # what the compiled launch does before NeMo-RL's script
 # nemo_rl/distributed/virtual_cluster.py, init_ray(), v0.7.0: the driver passes its whole environment on.
 env_vars = dict(os.environ)
 env_vars.pop("RAY_EXPERIMENTAL_NOSET_CUDA_VISIBLE_DEVICES", None)
@@ -53,7 +56,13 @@ def actor_side():  # what an environment actor of this job sees
     import knowrl.backends.nemo_rl_env  # noqa: F401  (py_modules survived the merge)
     return os.environ["KNOWRL_GRADER_SITE"]
 
+@ray.remote(num_gpus=1)
+class GpuWorker:  # a policy or vLLM worker of the job, on one of the placement group's GPUs
+    def gpus(self):
+        return ray.get_gpu_ids(), os.environ["CUDA_VISIBLE_DEVICES"]
+
 print("actor sees", ray.get(actor_side.remote()))
+print("gpu worker sees", ray.get(GpuWorker.remote().gpus.remote()))
 """
 
 
@@ -65,14 +74,24 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="module")
 def ray_head():
-    """A real local Ray head of this environment's Ray (own temp dir and ports, stopped by its process group)."""
+    """A real local Ray head of this environment's Ray, set to behave as NeMo-RL's pinned Ray where they differ
+    (own temp dir and ports, stopped by its process group)."""
     temp = tempfile.mkdtemp(prefix="krn", dir="/tmp")
     port, dash = _free_port(), _free_port()
     env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
+    # The dashboard gets 60 s to start and each of its modules 30 s; a loaded 2-core machine can need longer.
+    env |= {"RAY_DASHBOARD_STARTUP_TIMEOUT_S": "600", "RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT": "600"}
+    # Ray 2.55.1 (NeMo-RL v0.7.0's uv.lock) sets CUDA_VISIBLE_DEVICES="" in processes given no GPUs; Ray 2.60 no longer
+    # does by default.
+    env["RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO"] = "1"
     head = subprocess.Popen(
         [str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
          "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=2", "--num-gpus=2",
-         "--include-dashboard=true", f"--temp-dir={temp}", "--block"],
+         "--include-dashboard=true", f"--temp-dir={temp}", "--block",
+         # every port of our own: another cluster on this machine holds Ray's defaults (the job agent's 52365)
+         f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
+         f"--metrics-export-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}",
+         f"--ray-client-server-port={_free_port()}"],
         env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
     from ray.job_submission import JobSubmissionClient
@@ -97,8 +116,24 @@ def ray_head():
     shutil.rmtree(temp, ignore_errors=True)
 
 
+def _retrying(fn, timeout_s: float = 600):
+    """fn(), again while a loaded head's dashboard is not ready: it drops connections ("Remote end closed connection
+    without response") or answers 500 while its job agent starts (minutes when this 2-core machine is busy)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            return fn()
+        except (requests.exceptions.ConnectionError, RuntimeError, KnowrlError) as e:
+            transient = isinstance(e, requests.exceptions.ConnectionError) or "500" in str(e)
+            if time.monotonic() > deadline or not transient:
+                raise
+            time.sleep(2)
+
+
 def test_nemo_rls_init_ray_joins_the_training_jobs_runtime_env(ray_head, tmp_path):
-    """Ray refuses to merge the job's env vars with init_ray's unless RAY_OVERRIDE_JOB_RUNTIME_ENV=1 (finding 5)."""
+    """Ray refuses to merge the job's env vars with init_ray's unless RAY_OVERRIDE_JOB_RUNTIME_ENV=1 (finding 5);
+    the driver of a job with entrypoint resources has CUDA_VISIBLE_DEVICES="", which init_ray would hand to every GPU
+    worker of the job (Ray then fails to set up their GPUs) unless the launch clears it first."""
     from knowrl.runtime._cluster import ACTIVE, call, client
     from knowrl.runtime._submission import submission
 
@@ -107,15 +142,27 @@ def test_nemo_rls_init_ray_joins_the_training_jobs_runtime_env(ray_head, tmp_pat
     script = tmp_path / "init_ray.py"
     script.write_text(INIT_RAY)
     request["entrypoint"] = f"{sys.executable} {script}"  # NeMo-RL's own call, in the compiled job's runtime env
-    c = client(ray_head)
-    call(lambda: c.submit_job(**request), "submitting")
-    sid, deadline = request["submission_id"], time.monotonic() + 180
-    while (status := str(c.get_job_status(sid)).split(".")[-1]) in ACTIVE:
-        assert time.monotonic() < deadline, c.get_job_logs(sid)
+    c, sid = client(ray_head), request["submission_id"]
+    _retrying(lambda: call(lambda: c.submit_job(**request), "submitting"))  # a resubmission "already exists"
+    deadline = time.monotonic() + 300
+    while (status := str(_retrying(lambda: c.get_job_status(sid))).split(".")[-1]) in ACTIVE:
+        assert time.monotonic() < deadline, _retrying(lambda: c.get_job_logs(sid))
         time.sleep(1)
-    logs = c.get_job_logs(sid)
+    logs = _retrying(lambda: c.get_job_logs(sid))
     assert status == "SUCCEEDED", logs
     assert f"actor sees {tmp_path}/data/grading-site" in logs
+    assert "gpu worker sees ([0], '0')" in logs or "gpu worker sees ([1], '1')" in logs
+
+
+def test_the_launch_clears_only_an_empty_cuda_visible_devices(monkeypatch):
+    from knowrl.backends.nemo_rl_launch import driver_environment
+
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    driver_environment()
+    assert "CUDA_VISIBLE_DEVICES" not in os.environ
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1")
+    driver_environment()
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "0,1"
 
 
 def test_the_training_env_carries_nemo_rls_own_job_settings():

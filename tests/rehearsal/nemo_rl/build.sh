@@ -8,7 +8,8 @@
 #   ROOT/.venv-rehearsal-nemo_rl       Python 3.13 (pyenv), PyPI torch==2.13.0, NeMo-RL's dependencies at its uv.lock's
 #                                      versions (requirements.py says which are left out and why), knowrl's runtime
 #                                      dependencies (not knowrl: on a cluster its code arrives in the job's py_modules),
-#                                      and PyPI's uv (the launcher NeMo-RL's containers run).
+#                                      PyPI's uv (the launcher NeMo-RL's containers run) and the checkout's nemo_rl,
+#                                      installed editable as `uv sync` installs the project.
 #   ROOT/.rehearsal/nemo_rl/checkout   NeMo-RL's real source with the GPU-bound modules replaced by the CPU stand-ins
 #                                      under overlay/ (README.md in this folder lists them).
 #   ROOT/.rehearsal/nemo_rl/grading-site  antlr4-python3-runtime 4.13.2 alone, for knowrl's grader (KNOWRL_GRADER_SITE):
@@ -79,14 +80,22 @@ if [ ! -f "$VENV/.installed-$want" ]; then
     echo "[build] environment installed in $(( $(date +%s) - start )) s"
 fi
 
-# 4. knowrl's grading site (antlr 4.13.2 alone).
+# 4. NeMo-RL itself, editable from the checkout, as `uv sync` installs the project in NeMo-RL's image (scripts such as
+#    examples/converters/convert_dcp_to_hf.py import nemo_rl from anywhere). pip is told to ignore requires-python
+#    (>=3.13.13; this is 3.13.0) and to add no dependency: they are all installed above.
+if [ "$(cat "$VENV/.nemo_rl-editable" 2>/dev/null)" != "$WORK/checkout" ]; then
+    "$VENV/bin/pip" install --quiet --no-deps --no-build-isolation --ignore-requires-python -e "$WORK/checkout"
+    echo "$WORK/checkout" > "$VENV/.nemo_rl-editable"
+fi
+
+# 5. knowrl's grading site (antlr 4.13.2 alone).
 if [ ! -f "$WORK/grading-site/.installed" ]; then
     rm -rf "$WORK/grading-site"
     "$VENV/bin/pip" install --quiet --no-deps --target "$WORK/grading-site" antlr4-python3-runtime==4.13.2
     touch "$WORK/grading-site/.installed"
 fi
 
-# 5. A node's environment, as NeMo-RL's NGC container sets it (docker/Dockerfile.ngc_pytorch): `uv run` uses the
+# 6. A node's environment, as NeMo-RL's NGC container sets it (docker/Dockerfile.ngc_pytorch): `uv run` uses the
 #    image's environment as the project environment and never syncs it (NeMo-RL's pyproject asks for Python
 #    >=3.13.13: without UV_NO_SYNC uv would fetch that Python and resolve uv.lock, git dependencies included).
 #    KNOWRL_GRADER_SITE is the antlr 4.13.2 site knowrl's data job copies into the run directory.

@@ -48,7 +48,7 @@ def write_data(out: Path) -> dict[str, Path]:
     return paths
 
 
-def primed_model(out: Path, steps: int = 120) -> Path:
+def primed_model(out: Path, steps: int = 80) -> Path:
     """knowrl's tiny model, fine-tuned on both endings for every prompt the rehearsal shows it."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -62,7 +62,7 @@ def primed_model(out: Path, steps: int = 120) -> Path:
     model = AutoModelForCausalLM.from_pretrained(out, dtype=torch.float32)
     suffix = "Please reason step by step, and put your final answer within \\boxed{}."
     hint = "\n\n## Hint\n1. " + KPS[0]
-    users = [q + extra for q in TRAIN + VALIDATION for extra in ("", f"\n\n{suffix}", f"{hint}\n\n{suffix}")]
+    users = [q + extra for q in TRAIN + VALIDATION for extra in (f"\n\n{suffix}", f"{hint}\n\n{suffix}")]
     prompts = [tok.apply_chat_template([{"role": "user", "content": u}], tokenize=False, add_generation_prompt=True)
                for u in users]  # fmt: skip
     texts = [p + a + tok.eos_token for p in prompts for a in ANSWERS]
