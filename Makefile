@@ -78,12 +78,12 @@ rehearsal-nemo_rl: setup | $(NEMO_RL_SRC)
 rehearsal-verl-0.4: setup | $(VERL_FORK_SRC)
 	bash tests/rehearsal/verl/build.sh $(CURDIR) 0.4 $(abspath $(VERL_FORK_SRC))
 	KNOWRL_REHEARSAL_BACKEND=verl-0.4 KNOWRL_REHEARSAL_ENV=$(CURDIR)/.venv-rehearsal-verl-0.4 \
-		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/verl-0.4/checkout $(REHEARSE)
+		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/verl-0.4 $(REHEARSE)
 
 rehearsal-verl-0.9: setup | $(VERL_RECIPE_SRC)
 	bash tests/rehearsal/verl/build.sh $(CURDIR) 0.9 $(abspath $(VERL_RECIPE_SRC))
 	KNOWRL_REHEARSAL_BACKEND=verl-0.9 KNOWRL_REHEARSAL_ENV=$(CURDIR)/.venv-rehearsal-verl-0.9 \
-		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/verl-0.9/checkout $(REHEARSE)
+		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/verl-0.9 $(REHEARSE)
 
 TINY := .knowrl/models/tiny-qwen2
 SMOL := .knowrl/models/smollm2-135m-instruct
