@@ -224,7 +224,7 @@ def test_the_preflight_names_what_to_pip_install_where_the_reward_actor_runs(tmp
     (no_pebble / "pebble").mkdir(parents=True)
     (no_pebble / "pebble" / "__init__.py").write_text("raise ModuleNotFoundError(\"No module named 'pebble'\")\n")
     spec, _ = _spec(f"resources.backend_dir={checkout}")
-    command, missing = _requirement_check(spec, "uv run python")
+    command, missing = _requirement_check(spec, "import pebble")
     assert "pip install 'pebble>=5'" in missing and str(checkout) in missing
 
     def run(pythonpath: str) -> int:

@@ -290,6 +290,11 @@ def requirements(spec) -> list[tuple[str, str]]:
         (f"test -f {d}/{entry}", f"a NeMo-RL checkout at {d} ({entry} not found; set resources.backend_dir)"),
         ("command -v uv", "uv on the PATH (the launch runs `uv run python ...`)"),
         (
+            f"cd {d} && uv run python -c 'import nemo_rl, ray'",
+            f"NeMo-RL's environment under `uv run` in {d} (NeMo-RL's images name it in UV_PROJECT_ENVIRONMENT, and "
+            "UV_NO_SYNC=1 keeps uv from resolving the project again, which needs the network and Python >=3.13.13)",
+        ),
+        (
             f"cd {d} && uv run python -c 'import {modules}'",
             f"{', '.join(REWARD_PACKAGES)} in the Python `uv run` uses in {d} (knowrl's reward environment runs "
             f"there; NeMo-RL {spec.resources.backend_version} does not install them): pip install {pip} into it",
