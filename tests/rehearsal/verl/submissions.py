@@ -105,6 +105,9 @@ def submit_and_wait(client, request: dict, timeout_s: float) -> str:
     from ray.job_submission import JobStatus
 
     keys = ("submission_id", "entrypoint", "runtime_env", "entrypoint_num_cpus", "entrypoint_num_gpus", "metadata")
+    request = dict(request)
+    if os.environ.get("KNOWRL_VERL_ADDRESS"):  # a held cluster keeps every submission id it has seen
+        request["submission_id"] += f"-{int(time.time())}"
     sid = client.submit_job(**{k: request[k] for k in keys})
     say(f"submitted {request['job']} as {sid}")
     deadline = time.monotonic() + timeout_s

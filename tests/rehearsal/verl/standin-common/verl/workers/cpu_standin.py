@@ -9,12 +9,15 @@ Why each piece stands in for something:
   gloo on the CPU, and verl's checkpoint managers and mergers read its DTensor shards like any other.
 - vLLM keeps its own copy of the weights, refreshed from the FSDP shards after every update; `RolloutCopy` is that
   copy (a plain Hugging Face model), refreshed the same way.
+- verl 0.9.1 opens its process group with the backend "cpu:gloo,<device>:<collective backend>", which on the CPU
+  reads "cpu:gloo,cpu:gloo" and torch refuses as a duplicate: it is opened as "gloo", what it means.
 - `torch.cpu` lacks memory-statistics calls that verl makes through `get_torch_device()` on any device, and in
   torch 2.6 the stream events FSDP2 orders its collectives with (CPU work is synchronous: they are no-ops).
 """
 
 from __future__ import annotations
 
+import functools
 import os
 
 import torch
@@ -46,6 +49,20 @@ def cpu_device_shims() -> None:
         stream.record_event = lambda self, event=None: event if event is not None else torch.cpu.Event()
     if not hasattr(stream, "wait_event"):
         stream.wait_event = lambda self, event: None
+
+
+def gloo_process_groups() -> None:
+    """`init_process_group` taking verl 0.9.1's "cpu:gloo,cpu:gloo" for the "gloo" it means (idempotent)."""
+    original = dist.init_process_group
+    if getattr(original, "cpu_standin", False):
+        return
+
+    @functools.wraps(original)
+    def init_process_group(backend=None, *args, **kwargs):
+        return original("gloo" if backend == "cpu:gloo,cpu:gloo" else backend, *args, **kwargs)
+
+    init_process_group.cpu_standin = True
+    dist.init_process_group = init_process_group
 
 
 def fully_shard_fn():

@@ -11,9 +11,12 @@ from types import ModuleType
 from typing import Any
 
 import torch
+from verl.workers.cpu_standin import gloo_process_groups
 
 from .platform_base import PlatformBase
 from .platform_manager import PlatformRegistry
+
+gloo_process_groups()  # verl's "cpu:<backend>,<device>:<backend>" would name the CPU twice
 
 
 @PlatformRegistry.register(platform="cpu")
@@ -39,8 +42,8 @@ class PlatformCPU(PlatformBase):
     def is_platform_available(self, use_smi_check=False) -> bool:
         return not torch.cuda.is_available() and not hasattr(torch, "npu")
 
-    def current_device(self) -> int:
-        return 0
+    def current_device(self) -> str:
+        return torch.cpu.current_device()  # "cpu": verl moves tensors `.to(get_device_id())`
 
     def device_count(self) -> int:
         return 1

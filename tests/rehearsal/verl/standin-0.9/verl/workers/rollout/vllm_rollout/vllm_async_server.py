@@ -23,15 +23,18 @@ class vLLMHttpServer:  # noqa: N801 -- upstream's name, which other modules impo
     """One replica's rollout server on the CPU: sampling with the policy's latest weights."""
 
     def __init__(self, config, model_config, rollout_mode, workers, replica_rank, node_rank, **kwargs):
+        from verl.utils.config import omega_conf_to_dataclass
+        from verl.workers.config import HFModelConfig
         from verl.workers.cpu_standin import RolloutCopy, cpu_device_shims
 
         cpu_device_shims()
-        self.config, self.model_config = config, model_config
+        self.config = omega_conf_to_dataclass(config)  # as upstream's _init_config / _init_model_config
+        self.model_config = omega_conf_to_dataclass(model_config, dataclass_type=HFModelConfig)
         self.rollout_mode, self.workers = rollout_mode, workers
         self.replica_rank, self.node_rank = replica_rank, node_rank
-        self.engine = RolloutCopy(model_config.local_path)
-        tok = model_config.tokenizer
-        gen = model_config.generation_config
+        self.engine = RolloutCopy(self.model_config.local_path)
+        tok = self.model_config.tokenizer
+        gen = self.model_config.generation_config
         self.eos = gen.eos_token_id if gen is not None and gen.eos_token_id is not None else tok.eos_token_id
         self.pad = tok.pad_token_id if tok.pad_token_id is not None else 0
         self.global_steps = None
