@@ -11,8 +11,8 @@ Why each piece stands in for something:
   copy (a plain Hugging Face model), refreshed the same way.
 - verl 0.9.1 opens its process group with the backend "cpu:gloo,<device>:<collective backend>", which on the CPU
   reads "cpu:gloo,cpu:gloo" and torch refuses as a duplicate: it is opened as "gloo", what it means.
-- `torch.cpu` lacks memory-statistics calls that verl makes through `get_torch_device()` on any device, and in
-  torch 2.6 the stream events FSDP2 orders its collectives with (CPU work is synchronous: they are no-ops).
+- `torch.cpu` lacks memory-statistics and RNG-state calls that verl makes through `get_torch_device()` on any
+  device, and in torch 2.6 the stream events FSDP2 orders its collectives with (CPU work is synchronous: no-ops).
 """
 
 from __future__ import annotations
@@ -41,6 +41,10 @@ def cpu_device_shims() -> None:
         "memory_reserved": zero,
         "reset_peak_memory_stats": lambda *args, **kwargs: None,
         "mem_get_info": lambda *args, **kwargs: (0, 0),
+        # the CPU device's generator is torch's own: verl 0.9.1's checkpoint manager restores the device's state
+        # for a device named "cpu" too (it saves none, as "cpu" is already there)
+        "get_rng_state": torch.get_rng_state,
+        "set_rng_state": torch.set_rng_state,
     }.items():
         if not hasattr(torch.cpu, name):
             setattr(torch.cpu, name, fn)
