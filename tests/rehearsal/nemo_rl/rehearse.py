@@ -1,6 +1,6 @@
 """css_main on NeMo-RL v0.7.0, job by job through a two-node Ray cluster's Jobs API, as knowrl submits it.
 
-    python tests/rehearsal/nemo_rl/rehearse.py ROOT WORK   (knowrl's environment; ROOT as given to build.sh)
+    python tests/rehearsal/nemo_rl/rehearse.py ROOT WORK [--knowrl-run]   (knowrl's env; ROOT as given to build.sh)
 
 `knowrl compile experiments/css_main.yaml OVERRIDES` (from WORK, not the
 checkout) writes the run directory and `submit.json`: for each job exactly the
@@ -13,6 +13,9 @@ NeMo-RL's CheckpointManager does, p2 resuming from step 2, TensorBoard files,
 and the converter's Hugging Face folder loading with transformers in both
 environments. The overrides shrink the model, data, steps and eval only.
 Prints each job's submission id, state and wall time; writes WORK/report.json.
+With `--knowrl-run`, `knowrl run ... --address` then runs the whole plan (its
+preflight, eval, ingest and compare included) on the same cluster, as a user
+would, into WORK/storage.
 """
 
 from __future__ import annotations
@@ -80,7 +83,7 @@ print(f"transformers {transformers.__version__}: {type(m).__name__} answers",
 """
 
 
-def main(root: Path, work: Path) -> None:
+def main(root: Path, work: Path, knowrl_run: bool = False) -> None:
     from knowrl.backends.nemo_rl import checkpoint_done
 
     venv, rehearsal = root / ".venv-rehearsal-nemo_rl", root / ".rehearsal" / "nemo_rl"
@@ -110,6 +113,18 @@ def main(root: Path, work: Path) -> None:
             if job == "train-p2":
                 assert "loaded from" in logs and "step_2/policy/weights/model" in logs  # resumed through NeMo-RL
                 assert checkpoint_done(run_dir, 3)
+        if knowrl_run:
+            say("knowrl run experiments/css_main.yaml OVERRIDES --address (the whole plan, as a user runs it)")
+            start = time.monotonic()
+            cmd = [sys.executable, "-m", "knowrl.cli", "run", str(KNOWRL / "experiments" / "css_main.yaml"),
+                   *overrides(work, checkout), f"resources.storage={work / 'storage'}", "--address", cluster.address,
+                   "--allow-dirty"]  # fmt: skip
+            out = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
+            (work / "logs" / "knowrl-run.log").write_text(out.stdout + out.stderr)
+            report["knowrl_run"] = {"returncode": out.returncode, "seconds": round(time.monotonic() - start, 1)}
+            say(f"knowrl run: exit {out.returncode} in {time.monotonic() - start:.0f} s")
+            print(out.stdout[-4000:], out.stderr[-2000:], sep="\n")
+            assert out.returncode == 0
     ckpt = sorted(str(p.relative_to(run_dir)) for p in (run_dir / "checkpoints").rglob("*") if p.is_file())
     report["checkpoint_files"] = ckpt
     events = run_dir.glob("train-p*/logs/exp_*/tensorboard/*")
@@ -132,4 +147,4 @@ def main(root: Path, work: Path) -> None:
 
 
 if __name__ == "__main__":
-    main(Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve())
+    main(Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve(), "--knowrl-run" in sys.argv[3:])
