@@ -93,7 +93,10 @@ AUTHORS = [  # train/knowrl.sh's data settings: no data.seed
 ORDER = """
     import json, sys
     from hydra import compose, initialize_config_dir
-    from verl.trainer.main_ppo import create_rl_sampler
+    try:
+        from verl.trainer.ppo.utils import create_rl_sampler  # 0.9.1, where the recipe imports it from
+    except ImportError:
+        from verl.trainer.main_ppo import create_rl_sampler  # the fork
     orders = []
     for overrides in json.loads(sys.argv[2]):
         with initialize_config_dir(config_dir=sys.argv[1], version_base=None):
@@ -103,19 +106,27 @@ ORDER = """
 """
 
 
-@pytest.mark.skipif(RELEASE != "0.4", reason="the authors ran the fork (0.4); 0.9 shuffles with the spec's seed")
-def test_the_04_data_order_is_the_authors_own():
-    """13: the fork's own sampler, built from the compiled config, draws the order of the authors' launch."""
+def _orders(*override_lists: list[str]) -> list[list[int]]:
+    return json.loads(in_release(ORDER, str(CHECKOUT / "recipe/dapo/config"), json.dumps(override_lists)))
+
+
+def _compiled(spec) -> list[str]:
+    return verl.render_overrides(verl.phase_overrides(plan(spec).job("train-p1"), spec, "/run"))
+
+
+def test_the_data_order_is_the_authors_on_04_and_the_specs_seed_on_09():
+    """13: the release's own sampler, built from the compiled config. 0.4 draws the order of the authors' launch
+    (the fork's default seed 1; knowrl.sh sets none) whatever `seed` says; 0.9 draws the order of `seed`."""
     spec = _spec()
     assert spec.seed == 42
-    compiled = verl.render_overrides(verl.phase_overrides(plan(spec).job("train-p1"), spec, "/run"))
-    with_spec_seed = [o for o in compiled if not o.startswith("+data.seed=")] + [f"+data.seed={spec.seed}"]
-    orders = json.loads(
-        in_release(ORDER, str(CHECKOUT / "recipe/dapo/config"), json.dumps([AUTHORS, compiled, with_spec_seed]))
-    )
-    authors, knowrls, seed_42 = orders
-    assert knowrls == authors
-    assert seed_42 != authors  # the spec's seed alone would not have reproduced the paper's data order
+    if RELEASE == "0.4":
+        with_spec_seed = [o for o in _compiled(spec) if not o.startswith("+data.seed=")] + ["+data.seed=42"]
+        authors, knowrls, seed_42 = _orders(AUTHORS, _compiled(spec), with_spec_seed)
+        assert knowrls == authors
+        assert seed_42 != authors  # the spec's seed alone would not have reproduced the paper's data order
+    else:
+        seed_42, seed_7, again_42 = _orders(_compiled(spec), _compiled(_spec("seed=7")), _compiled(spec))
+        assert seed_42 == again_42 and seed_42 != seed_7
 
 
 def test_verls_own_jobs_through_the_jobs_api(tmp_path):
