@@ -21,7 +21,14 @@ from knowrl.runtime._retry import CANCELLED, attempts_left, record_failure, rene
 ACTIVE = ("PENDING", "RUNNING")
 
 
-TRANSIENT = ("No available agent to submit job", "Connection refused", "Connection reset", "Bad Gateway")
+TRANSIENT = (
+    "No available agent to submit job",
+    "Connection refused",
+    "Connection reset",
+    "Connection aborted",
+    "Remote end closed connection",
+    "Bad Gateway",
+)
 """What a Ray head says while it is still starting (its job agent not yet up) or restarting: try again."""
 
 

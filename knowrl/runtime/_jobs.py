@@ -105,7 +105,7 @@ def run_data(spec, job, run: Path) -> dict:
     from knowrl.backends._data import write_backend_data
 
     backend = get_backend(spec.resources.backend)
-    if backend.name == "verl":
+    if hasattr(backend.module, "check_tokenizer"):  # verl and NeMo-RL both strip special tokens before the reward
         backend.module.check_tokenizer(spec)
     return {"rows": write_backend_data(spec, run, backend)}
 
