@@ -76,7 +76,8 @@ REHEARSE = $(BIN)/python -m pytest -s -p no:cacheprovider tests/rehearsal/test_r
 rehearsal-nemo_rl: setup | $(NEMO_RL_SRC)
 	bash tests/rehearsal/nemo_rl/build.sh $(CURDIR) $(abspath $(NEMO_RL_SRC))
 	KNOWRL_REHEARSAL_BACKEND=nemo_rl KNOWRL_REHEARSAL_ENV=$(CURDIR)/.venv-rehearsal-nemo_rl \
-		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/nemo_rl/checkout $(REHEARSE)
+		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/nemo_rl/checkout \
+		KNOWRL_REHEARSAL_NODE_ENV=$(CURDIR)/$(REHEARSAL)/nemo_rl/node.env $(REHEARSE)
 
 rehearsal-verl-0.4: setup | $(VERL_FORK_SRC)
 	bash tests/rehearsal/verl/build.sh $(CURDIR) 0.4 $(abspath $(VERL_FORK_SRC))

@@ -52,6 +52,26 @@ def test_knowrl_jobs_run_with_the_nodes_python_and_knowrl_from_py_modules(backen
             assert request["entrypoint"] == f"python3 -m knowrl.runtime.job_main {tmp_path} {job.id}"
 
 
+@pytest.mark.parametrize("backend", ["nemo_rl", "verl"])
+def test_every_job_grades_with_the_runs_grading_site_which_the_submitter_builds(backend, tmp_path, monkeypatch):
+    """A node's Hydra pins antlr 4.9: every job (knowrl's own included) gets the run's grading site, and the
+    submitting machine, which has knowrl's 4.13.2, builds it before anything is submitted."""
+    from knowrl.grading._site import SITE_ENV, site_ready
+    from knowrl.runtime import _cluster
+    from knowrl.runtime._submission import submission
+
+    spec = load_spec(CSS, [f"resources.backend={backend}", f"resources.storage={tmp_path}"])
+    p = plan(spec)
+    run = tmp_path / "runs" / p.run_id
+    for job in p.jobs:
+        if job.kind in ("data", "eval", "train"):
+            request, _ = submission(job, spec, p, str(run))
+            assert request["runtime_env"]["env_vars"][SITE_ENV] == f"{run}/data/grading-site", job.id
+    monkeypatch.setattr(_cluster, "follow", lambda run, address, **kw: {"followed": run})
+    assert _cluster.submit_run(spec, "http://head:8265", preflight=False)["followed"] == run
+    assert site_ready(run / "data/grading-site")
+
+
 class _FakeJobsAPI:
     """Ray's JobSubmissionClient as far as the preflight uses it: the job succeeds and its log is empty."""
 

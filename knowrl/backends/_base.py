@@ -12,6 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
+from knowrl.backends._data import GRADING_SITE
+from knowrl.grading._site import SITE_ENV
+
 
 @dataclass
 class Launch:
@@ -67,4 +70,4 @@ def knowrl_job(job, spec, run_dir: str) -> Launch:
     the hint generator, every training source) is lost in a command line.
     """
     command = f"python3 -m knowrl.runtime.job_main {shlex.quote(run_dir)} {shlex.quote(job.id)}"
-    return Launch(job.id, command, runtime_env=knowrl_runtime_env({}))
+    return Launch(job.id, command, runtime_env=knowrl_runtime_env({SITE_ENV: f"{run_dir}/{GRADING_SITE}"}))

@@ -56,10 +56,24 @@ def refuse_other(found: str) -> None:
         )
 
 
-def build_site(dest: Path) -> Path:
-    """Copy antlr4-python3-runtime 4.13.2 (pure Python) into `dest`: this env's, else `$KNOWRL_GRADER_SITE`'s."""
+def site_ready(dest: Path) -> bool:
+    """True if `dest` already holds antlr4-python3-runtime 4.13.2."""
     from importlib.metadata import distributions
 
+    return any(d.version == REQUIRED for d in distributions(name=ANTLR, path=[str(dest)]))
+
+
+def build_site(dest: Path) -> Path:
+    """Copy antlr4-python3-runtime 4.13.2 (pure Python) into `dest`: this env's, else `$KNOWRL_GRADER_SITE`'s.
+
+    A `dest` that already holds it is kept: on a cluster the submitting machine
+    builds the run's site (knowrl's environment has 4.13.2), and the data job,
+    on a node whose Hydra pins 4.9, finds it there.
+    """
+    from importlib.metadata import distributions
+
+    if site_ready(dest):
+        return dest
     paths = [os.environ[SITE_ENV]] if antlr_version() != REQUIRED and os.environ.get(SITE_ENV) else sys.path
     dist = next((d for d in distributions(name=ANTLR, path=paths)), None)
     if dist is None or dist.version != REQUIRED:

@@ -84,6 +84,8 @@ def submit_run(
     first: a Ray job starts in a working directory of Ray's own, and the
     training commands `cd` into the backend's checkout.
     """
+    from knowrl.backends._data import GRADING_SITE
+    from knowrl.grading._site import build_site
     from knowrl.plan import plan
 
     spec = for_cluster(spec)
@@ -96,6 +98,7 @@ def submit_run(
         m = read_json(run / "manifest.json")
         write_json(run / "manifest.json", {**m, "ray_address": address})
     renew_budgets(run, p.jobs)  # an explicit `knowrl run` gives failed jobs a fresh budget and lifts a cancel
+    build_site(run / GRADING_SITE)  # here, where knowrl's antlr is: a node's Hydra pins another (grading/_site.py)
     return follow(run, address, detach=detach, say=say, poll_s=poll_s)
 
 

@@ -4,12 +4,15 @@ The head and the worker are separate `ray start --block` processes (each in a
 session of its own, so stopping one signals only its process group), with
 logical GPUs and the Jobs API on the head. Their PATH starts with the backend
 environment's `bin/`, as on a cluster image: a job's `python3` is the
-backend's Python, with the backend's Ray.
+backend's Python, with the backend's Ray. A backend whose image exports more
+(NeMo-RL's `UV_PROJECT_ENVIRONMENT`, `UV_NO_SYNC`) names it in a `node.env`
+file its build writes.
 """
 
 from __future__ import annotations
 
 import os
+import shlex
 import signal
 import socket
 import subprocess
@@ -31,9 +34,45 @@ def own_ports() -> list[str]:
     return [f"--{name}-port={free_port()}" for name in names] + [f"--object-manager-port={free_port()}"]
 
 
+def node_environ(env: Path, node_env: Path | None) -> dict[str, str]:
+    """What a node process runs with: this environment, the backend's `bin/` first, and `node_env`'s exports."""
+    environ = {**os.environ, "PATH": f"{env / 'bin'}:{os.environ['PATH']}", "VIRTUAL_ENV": str(env)}
+    for leak in ("PYTHONPATH", "PYTHONHOME"):
+        environ.pop(leak, None)
+    if node_env:
+        script = f"set -a; . {shlex.quote(str(node_env))}; env -0"
+        out = subprocess.run(["bash", "-c", script], capture_output=True, check=True, env=environ).stdout
+        environ = dict(item.split("=", 1) for item in out.decode().split("\0") if "=" in item)
+    environ.update({"RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"})
+    # The dashboard gets 60 s to start and each of its modules 30 s; a loaded 2-core machine needs longer.
+    environ.setdefault("RAY_DASHBOARD_STARTUP_TIMEOUT_S", "600")
+    environ.setdefault("RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT", "600")
+    return environ
+
+
+PATIENT_RAY = (
+    "import sys, time, types; import ray._private.services as s, ray._private.node as n; "
+    "t = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith('__')}); "
+    "t.sleep = lambda d: time.sleep(10 * d); t.monotonic = lambda: time.monotonic() / 10; s.time = n.time = t; "
+    "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"
+)
+"""`ray start` with the start-up waits of `services` and `node` ten times as long.
+
+Ray's `ray start` waits a fixed 20 s for the head's dashboard (the Jobs API;
+`services.start_api_server`: 200 polls 0.1 s apart) and 30 s for a raylet to
+register (`node.Node`), then gives up; on a 2-core machine under load both
+take longer. Only those two modules' clocks are slowed; nothing a backend runs
+is touched."""
+
+
 class Cluster:
-    def __init__(self, env: Path, log_dir: Path, gpus_per_node: int = 2, cpus_per_node: int = 4) -> None:
+    """`with Cluster(env, logs) as c:` -- c.address is the head's dashboard (Jobs API) URL."""
+
+    def __init__(
+        self, env: Path, log_dir: Path, gpus_per_node: int = 2, cpus_per_node: int = 4, node_env: Path | None = None
+    ) -> None:
         self.env, self.log_dir = Path(env), Path(log_dir)
+        self.environ = node_environ(self.env, Path(node_env) if node_env else None)
         self.gpus, self.cpus = gpus_per_node, cpus_per_node
         self.temp = tempfile.mkdtemp(prefix="krh", dir="/tmp")  # Ray's socket paths must stay short
         self.port, self.dashboard = free_port(), free_port()
@@ -41,21 +80,15 @@ class Cluster:
         self.nodes: list[subprocess.Popen] = []
 
     def _start(self, name: str, *args: str) -> None:
-        env = {
-            **os.environ,
-            "PATH": f"{self.env / 'bin'}:{os.environ['PATH']}",
-            "RAY_AUTH_MODE": "disabled",
-            "RAY_USAGE_STATS_ENABLED": "0",
-            "VIRTUAL_ENV": str(self.env),
-        }
-        for leak in ("PYTHONPATH", "PYTHONHOME"):
-            env.pop(leak, None)
-        log = (self.log_dir / f"ray-{name}.log").open("w")
-        cmd = [str(self.env / "bin/ray"), "start", "--block", "--node-ip-address=127.0.0.1", *args, *own_ports()]
+        log = (self.log_dir / f"ray-{name}.log").open("w")  # noqa: SIM115  (open for the node's life)
+        cmd = [str(self.env / "bin/python"), "-c", PATIENT_RAY, "start", "--block", "--node-ip-address=127.0.0.1"]
+        cmd += [*args, *own_ports()]
         cmd += [f"--num-cpus={self.cpus}", f"--num-gpus={self.gpus}"]
-        self.nodes.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
+        self.nodes.append(
+            subprocess.Popen(cmd, env=self.environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        )
 
-    def start(self, timeout_s: float = 180) -> Cluster:
+    def start(self, timeout_s: float = 900) -> Cluster:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self._start(
             "head",
@@ -68,25 +101,31 @@ class Cluster:
             f"--temp-dir={self.temp}",
         )
         self._wait(lambda c: c.submit_job(entrypoint="true") is not None, timeout_s, "the head's job agent")
-        self._start("worker", f"--address=127.0.0.1:{self.port}")
-        self._wait(lambda c: self.alive_nodes() == 2, timeout_s, "the worker node")
-        return self
+        for attempt in range(3):  # a joining raylet gets a fixed 30 s to register: a loaded GCS can miss it
+            self._start(f"worker-{attempt}", f"--address=127.0.0.1:{self.port}")
+            if self._wait(lambda c: self.alive_nodes() == 2, timeout_s, "the worker node", retry=attempt < 2):
+                return self
+            self.nodes.pop()
+        raise AssertionError("unreachable")
 
     def alive_nodes(self) -> int:
         from ray.util.state import list_nodes
 
         return sum(n.state == "ALIVE" for n in list_nodes(address=self.address))
 
-    def _wait(self, ready, timeout_s: float, what: str) -> None:
+    def _wait(self, ready, timeout_s: float, what: str, retry: bool = False) -> bool:
+        """True once ready; False if the node started last exited and `retry`; raises otherwise."""
         from ray.job_submission import JobSubmissionClient
 
         deadline = time.monotonic() + timeout_s
         while True:
             try:
                 if ready(JobSubmissionClient(self.address)):
-                    return
+                    return True
             except Exception:
                 pass
+            if retry and self.nodes[-1].poll() is not None:
+                return False
             if time.monotonic() > deadline or any(n.poll() is not None for n in self.nodes):
                 self.stop()
                 logs = "".join(p.read_text()[-2000:] for p in sorted(self.log_dir.glob("ray-*.log")))
@@ -107,7 +146,23 @@ class Cluster:
         self.nodes.clear()
 
     def __enter__(self) -> Cluster:
-        return self.start()
+        return self if self.nodes else self.start()  # `with started(...)` enters a cluster already up
 
     def __exit__(self, *exc) -> None:
         self.stop()
+
+
+def started(env: Path, logs: Path, node_env: Path | None = None, attempts: int = 3, **sizes) -> Cluster:
+    """A started cluster, trying again from scratch when a start fails (a loaded machine's Ray can miss a wait).
+
+    Two nodes with 2 logical GPUs and 8 logical CPUs each by default: verl 0.9's resource pool bundles take 3 CPUs
+    per GPU (`ResourcePoolManager.max_colocate_count`), so a node's two GPU bundles alone ask for 6."""
+    sizes = {"gpus_per_node": 2, "cpus_per_node": 8, **sizes}
+    for attempt in range(1, attempts + 1):
+        try:
+            return Cluster(env, logs / str(attempt), node_env=node_env, **sizes).start()
+        except RuntimeError as e:
+            if attempt == attempts:
+                raise
+            print(f"[cluster] start {attempt} failed ({str(e).splitlines()[0]}); again", flush=True)
+    raise AssertionError("unreachable")

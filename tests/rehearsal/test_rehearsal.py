@@ -8,13 +8,17 @@ environment and checkout named by the environment:
   nodes, its `bin/python3` runs every job);
 - `KNOWRL_REHEARSAL_CHECKOUT`: the backend's checkout, where the GPU-bound
   modules are stood in (see the README beside each stand-in under
-  `tests/rehearsal/`); it is `resources.backend_dir`, never chosen by knowrl.
+  `tests/rehearsal/`); it is `resources.backend_dir`, never chosen by knowrl;
+- `KNOWRL_REHEARSAL_NODE_ENV` (optional): what the backend's image exports on
+  a node (NeMo-RL's `uv` settings), written by its build.
 
 knowrl itself runs here, from this checkout's environment, as a user's
 machine would submit: the run directory lives on "shared storage" outside the
 checkout, the command starts in another working directory, and every job goes
 through the Jobs API. The overrides below shrink the model, data, steps and
 eval and point at the stand-in checkout; nothing else of css_main changes.
+The policy is `scripted_model.py`'s tiny model that answers right about 6
+times in 10, so DAPO's filter keeps groups and every step trains.
 """
 
 from __future__ import annotations
@@ -34,11 +38,12 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 
 import data as rehearsal_data  # noqa: E402
-from cluster import Cluster  # noqa: E402
+from cluster import started  # noqa: E402
 
 BACKEND = os.environ.get("KNOWRL_REHEARSAL_BACKEND", "")
 ENV = os.environ.get("KNOWRL_REHEARSAL_ENV", "")
 CHECKOUT = os.environ.get("KNOWRL_REHEARSAL_CHECKOUT", "")
+NODE_ENV = os.environ.get("KNOWRL_REHEARSAL_NODE_ENV") or None
 RELEASES = {"nemo_rl": ("nemo_rl", "v0.7.0"), "verl-0.4": ("verl", "0.4"), "verl-0.9": ("verl", "0.9")}
 
 if not BACKEND:  # collected by hand without `make rehearsal`: say what it needs instead of running nothing
@@ -62,11 +67,11 @@ def knowrl(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedPro
     return r
 
 
-def overrides(shared: Path, tiny: str, files: dict[str, Path]) -> list[str]:
+def overrides(shared: Path, model: str, files: dict[str, Path]) -> list[str]:
     backend, release = RELEASES[BACKEND]
     return [
-        # the model: the tiny Qwen2-style model instead of OpenMath-Nemotron-1.5B
-        f"model.path={tiny}",
+        # the model: the scripted tiny Qwen2-style model instead of OpenMath-Nemotron-1.5B
+        f"model.path={model}",
         # the data: the paper's formats, the quickstart's arithmetic, instead of the Hub's sets
         f"data.train=[{{source: {files['train']}, format: knowrl-train}}]",
         f"data.validation=[{{source: {files['validation']}, format: knowrl-annotations, name: aime24}}]",
@@ -109,19 +114,21 @@ def wait_for(what: str, ready, timeout_s: float = 900, driver: subprocess.Popen 
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    with Cluster(Path(ENV), tmp_path_factory.mktemp("ray-logs")) as c:
+    with started(Path(ENV), tmp_path_factory.mktemp("ray-logs"), node_env=NODE_ENV) as c:
         say(f"two-node Ray cluster up at {c.address} from {ENV}")
         yield c
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> str:
-    out = tmp_path_factory.mktemp("models") / "tiny"
-    subprocess.run([sys.executable, "-m", "knowrl.cli", "model", "tiny", "--out", str(out)], check=True)
-    return str(out)
+def model(tmp_path_factory) -> str:
+    from scripted_model import build
+
+    out = tmp_path_factory.mktemp("models")
+    subprocess.run([sys.executable, "-m", "knowrl.cli", "model", "tiny", "--out", str(out / "tiny")], check=True)
+    return str(build(out / "tiny", out / "scripted"))
 
 
-def test_the_main_job_end_to_end_with_a_retried_phase_and_a_killed_driver(cluster, tiny, tmp_path):
+def test_the_main_job_end_to_end_with_a_retried_phase_and_a_killed_driver(cluster, model, tmp_path):
     from ray.job_submission import JobSubmissionClient
 
     from knowrl.backends import get_backend
@@ -129,7 +136,7 @@ def test_the_main_job_end_to_end_with_a_retried_phase_and_a_killed_driver(cluste
     shared, work = tmp_path / "shared", tmp_path / "elsewhere"
     work.mkdir()
     args = ["run", str(ROOT / "experiments/css_main.yaml"), "--smoke", "--address", cluster.address, "--allow-dirty"]
-    args += overrides(shared, tiny, rehearsal_data.write(shared / "data"))
+    args += overrides(shared, model, rehearsal_data.write(shared / "data"))
     plan = json.loads(knowrl("plan", *args[1:3], *args[6:], "--json", cwd=work).stdout)
     say("smoke profile: " + " ".join(plan["smoke_overrides"]))
     run = shared / "storage/runs" / plan["run_id"]
@@ -214,11 +221,11 @@ def test_the_main_job_end_to_end_with_a_retried_phase_and_a_killed_driver(cluste
     assert "final" in table and "base" in table
 
 
-def test_a_cancelled_run_stays_cancelled(cluster, tiny, tmp_path):
+def test_a_cancelled_run_stays_cancelled(cluster, model, tmp_path):
     shared, work = tmp_path / "shared", tmp_path / "elsewhere"
     work.mkdir()
     args = ["run", str(ROOT / "experiments/css_main.yaml"), "--smoke", "--address", cluster.address, "--allow-dirty"]
-    args += [*overrides(shared, tiny, rehearsal_data.write(shared / "data")), "seed=7"]
+    args += [*overrides(shared, model, rehearsal_data.write(shared / "data")), "seed=7"]
     r = knowrl(*args, "--detach", cwd=work)
     run = next((shared / "storage/runs").iterdir())
     storage = str(shared / "storage")

@@ -12,8 +12,6 @@
 #                                      installed editable as `uv sync` installs the project.
 #   ROOT/.rehearsal/nemo_rl/checkout   NeMo-RL's real source with the GPU-bound modules replaced by the CPU stand-ins
 #                                      under overlay/ (README.md in this folder lists them).
-#   ROOT/.rehearsal/nemo_rl/grading-site  antlr4-python3-runtime 4.13.2 alone, for knowrl's grader (KNOWRL_GRADER_SITE):
-#                                      NeMo-RL's Hydra pins antlr 4.9.
 #   ROOT/.rehearsal/nemo_rl/node.env   the environment a node of this "image" runs with (sourced by the rehearsal).
 set -euo pipefail
 
@@ -88,22 +86,15 @@ if [ "$(cat "$VENV/.nemo_rl-editable" 2>/dev/null)" != "$WORK/checkout" ]; then
     echo "$WORK/checkout" > "$VENV/.nemo_rl-editable"
 fi
 
-# 5. knowrl's grading site (antlr 4.13.2 alone).
-if [ ! -f "$WORK/grading-site/.installed" ]; then
-    rm -rf "$WORK/grading-site"
-    "$VENV/bin/pip" install --quiet --no-deps --target "$WORK/grading-site" antlr4-python3-runtime==4.13.2
-    touch "$WORK/grading-site/.installed"
-fi
-
-# 6. A node's environment, as NeMo-RL's NGC container sets it (docker/Dockerfile.ngc_pytorch): `uv run` uses the
+# 5. A node's environment, as NeMo-RL's NGC container sets it (docker/Dockerfile.ngc_pytorch): `uv run` uses the
 #    image's environment as the project environment and never syncs it (NeMo-RL's pyproject asks for Python
 #    >=3.13.13: without UV_NO_SYNC uv would fetch that Python and resolve uv.lock, git dependencies included).
-#    KNOWRL_GRADER_SITE is the antlr 4.13.2 site knowrl's data job copies into the run directory.
+#    knowrl's grading site (antlr 4.13.2; NeMo-RL's Hydra pins 4.9) is not the node's: `knowrl run` builds it in
+#    the run directory on the shared storage and names it in every job's env.
 cat > "$WORK/node.env" <<ENV
 export PATH="$VENV/bin:\$PATH"
 export UV_PROJECT_ENVIRONMENT="$VENV"
 export UV_NO_SYNC=1
-export KNOWRL_GRADER_SITE="$WORK/grading-site"
 ENV
 
 echo "[build] ready: $VENV ($(du -sh "$VENV" | cut -f1)), checkout $WORK/checkout"

@@ -6,7 +6,7 @@
 checkout) writes the run directory and `submit.json`: for each job exactly the
 request `knowrl.runtime._submission.submission` makes. This sends data,
 train-p1 (2 steps), train-p2 (1 step, resuming p1's checkpoint) and the export
-to a cluster of NeMo-RL's own environment (cluster.py), unchanged, and checks
+to a cluster of NeMo-RL's own environment (../cluster.py), unchanged, and checks
 between them what each left behind: the data rendered on Python 3.13, a DCP
 checkpoint per step in NeMo-RL's layout that `checkpoint_done` reads as
 NeMo-RL's CheckpointManager does, p2 resuming from step 2, TensorBoard files,
@@ -28,9 +28,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 KNOWRL = HERE.parents[2]
-sys.path.insert(0, str(HERE))
+sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from cluster import Cluster  # noqa: E402
+from cluster import started  # noqa: E402
 from jobs import requests, run  # noqa: E402
 
 
@@ -97,7 +97,7 @@ def main(root: Path, work: Path, knowrl_run: bool = False) -> None:
         *overrides(work, checkout), "--out", str(run_dir)], cwd=work)  # fmt: skip
     reqs = requests(run_dir)
     attempt = f"r{int(time.time())}"
-    with Cluster(venv, rehearsal / "node.env") as cluster:
+    with started(venv, work / "ray-logs", node_env=rehearsal / "node.env") as cluster:
         say(f"two-node Ray cluster up at {cluster.address} (logical GPUs 2 + 2, NeMo-RL's environment)")
         for job in ("data", "train-p1", "train-p2", "export-final"):
             state, seconds, logs = run(cluster.address, reqs[job], attempt, work / "logs")

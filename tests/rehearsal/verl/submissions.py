@@ -21,8 +21,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parents[2]
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
-from cluster import Cluster  # noqa: E402
-from data import SUFFIX, _hinted  # noqa: E402
+import data  # noqa: E402
+from cluster import started  # noqa: E402
 
 JOBS = ("train-p1", "train-p2", "export-final")
 
@@ -31,54 +31,13 @@ def say(text: str) -> None:
     print(f"[verl submissions] {text}", flush=True)
 
 
-SUMS = [(a, b, op) for a, b in ((2, 3), (1, 4), (9, 4), (7, 2), (10, 2), (15, 3), (25, 5), (4, 1)) for op in "+-"]
-ANSWERS = {"+": lambda a, b: a + b, "-": lambda a, b: a - b}
-
-
-def write_data(out: Path) -> dict[str, Path]:
-    """Arithmetic in the paper's record formats (knowrl-train, knowrl-annotations), most of it answered by 5.
-
-    The scripted model answers 5 in about 6 of 10 samples: groups of a problem whose answer is 5 differ in reward
-    and survive DAPO's filter, the others score 0 throughout and are dropped, as all-wrong groups are."""
-    out.mkdir(parents=True, exist_ok=True)
-    problems = [(f"What is {a} {op} {b}?", str(ANSWERS[op](a, b))) for a, b, op in SUMS]
-    problems = [p for p in problems if p[1] == "5"] * 2 + [p for p in problems if p[1] != "5"][:6]
-    kps = ["Addition counts on.", "Subtraction counts back."]
-    train = [
-        {
-            "data_source": "knowrl",
-            "prompt": [{"role": "user", "content": _hinted(q, kps[:1])}],
-            "reward_model": {"ground_truth": a, "style": "rule"},
-            "kp_list": kps,
-            "css_selected": kps[:1],
-            "cbrs_selected": kps,
-        }
-        for q, a in problems
-    ]
-    val = [
-        {
-            "dataset": "AIME24",
-            "prompt": [{"role": "user", "content": f"{q}\n\n{SUFFIX}"}],
-            "reward_model": {"ground_truth": a, "style": "rule"},
-            "kp_list": kps,
-            "css_kept_kp_index": [0],
-            "cbrs_kept_kp_index": [0, 1],
-        }
-        for q, a in problems[:4]
-    ]
-    paths = {"train": out / "train.jsonl", "validation": out / "val.jsonl"}
-    for role, rows in (("train", train), ("validation", val)):
-        paths[role].write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return paths
-
-
 def compiled(root: Path, release: str, work: Path, model: Path):
     """The spec (smoke profile + rehearsal overrides), its plan, and the compiled folder's submit.json requests."""
     from knowrl._cli_plan import write_compiled
     from knowrl.plan import plan
     from knowrl.plan._smoke import load_smoke
 
-    files = write_data(work / "data")
+    files = data.write(work / "data")
     overrides = [
         f"model.path={model}",
         f"data.train=[{{source: {files['train']}, format: knowrl-train}}]",
@@ -120,53 +79,6 @@ def submit_and_wait(client, request: dict, timeout_s: float) -> str:
     if status != JobStatus.SUCCEEDED:
         raise RuntimeError(f"{request['job']} ({sid}) ended {status}:\n{logs[-6000:]}")
     return logs
-
-
-_PATIENT_RAY = (
-    "import sys, time, types; import ray._private.services as s, ray._private.node as n; "
-    "t = types.SimpleNamespace(**{k: getattr(time, k) for k in dir(time) if not k.startswith('__')}); "
-    "t.sleep = lambda d: time.sleep(10 * d); t.monotonic = lambda: time.monotonic() / 10; s.time = n.time = t; "
-    "from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"
-)
-"""`ray start` with the startup waits of `services` and `node` ten times as long (see _PatientCluster)."""
-
-
-class _PatientCluster(Cluster):
-    """The rehearsal's cluster, its nodes given time to come up on a loaded machine.
-
-    Ray's `ray start` waits a fixed 20 s for the head's dashboard (the Jobs API; `services.start_api_server`: 200
-    polls 0.1 s apart) and 30 s for a raylet to register (`node.Node`), then gives up; on a 2-core machine under load
-    both take longer. The nodes here are `ray start` itself with those two modules' clocks slowed tenfold; nothing
-    else of Ray changes, and nothing verl runs is touched."""
-
-    def _start(self, name: str, *args: str) -> None:
-        env = {
-            **os.environ,
-            "PATH": f"{self.env / 'bin'}:{os.environ['PATH']}",
-            "RAY_AUTH_MODE": "disabled",
-            "RAY_USAGE_STATS_ENABLED": "0",
-            "VIRTUAL_ENV": str(self.env),
-        }
-        for leak in ("PYTHONPATH", "PYTHONHOME"):
-            env.pop(leak, None)
-        cmd = [str(self.env / "bin/python"), "-c", _PATIENT_RAY, "start", "--block", "--node-ip-address=127.0.0.1"]
-        cmd += [*args, f"--num-cpus={self.cpus}", f"--num-gpus={self.gpus}"]
-        log = (self.log_dir / f"ray-{name}.log").open("w")
-        self.nodes.append(subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True))
-
-
-def started(env: Path, logs: Path, attempts: int = 5) -> Cluster:
-    """Two nodes with 2 logical GPUs and 8 logical CPUs each: verl 0.9's resource pool bundles take 3 CPUs per GPU
-    (`ResourcePoolManager.max_colocate_count`), so a node's two GPU bundles alone ask for 6."""
-    os.environ.setdefault("RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT", "600")
-    for attempt in range(1, attempts + 1):
-        try:
-            return _PatientCluster(env, logs / str(attempt), cpus_per_node=8).start(timeout_s=600)
-        except RuntimeError as e:
-            if attempt == attempts:
-                raise
-            say(f"cluster start {attempt} failed ({str(e).splitlines()[0]}); again")
-    raise AssertionError("unreachable")
 
 
 class _Existing:

@@ -134,7 +134,7 @@ def test_verls_own_jobs_through_the_jobs_api(tmp_path):
 
     11: `checkpoint_done` read on the layouts verl's trainer and FSDPCheckpointManager wrote; 9: the release's own
     merger (0.4: scripts/model_merger.py) produced the folder, which loads with transformers there."""
-    sys.path.insert(0, str(HERE))
+    sys.path[:0] = [str(HERE), str(HERE.parent)]
     import submissions
 
     root = CHECKOUT.parents[1]
