@@ -108,7 +108,7 @@ $(TINY)/config.json: | $(VENV)/.installed-$(EXTRAS)
 lint: setup
 	$(BIN)/ruff check knowrl tests bench
 
-bench: setup $(VLLM)/.installed
+bench: setup $(VLLM)/.installed $(SMOL)/knowrl-source.json
 	for b in bench/*.py; do case $$b in */_*) ;; */vllm_*) $(VLLM)/bin/python $$b || exit 1;; *) $(BIN)/python $$b || exit 1;; esac; done
 
 schema: setup

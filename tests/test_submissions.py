@@ -70,6 +70,8 @@ def test_every_job_grades_with_the_runs_grading_site_which_the_submitter_builds(
     monkeypatch.setattr(_cluster, "follow", lambda run, address, **kw: {"followed": run})
     assert _cluster.submit_run(spec, "http://head:8265", preflight=False)["followed"] == run
     assert site_ready(run / "data/grading-site")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing outside: antlr's bin/pygrun stays out
+    assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [p.run_id]
 
 
 class _FakeJobsAPI:

@@ -82,7 +82,7 @@ def build_site(dest: Path) -> Path:
     shutil.rmtree(tmp, ignore_errors=True)
     for f in dist.files or []:
         src = Path(dist.locate_file(f))
-        if src.is_file() and "__pycache__" not in f.parts:
+        if src.is_file() and "__pycache__" not in f.parts and ".." not in f.parts:  # not its bin/pygrun script
             (tmp / f).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(src, tmp / f)
     shutil.rmtree(dest, ignore_errors=True)
