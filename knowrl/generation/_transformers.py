@@ -32,6 +32,18 @@ def check_local_model(path: str) -> None:
         raise KnowrlError(f"cannot load model '{path}': the folder {what}", hint=_MODEL_HINT)
 
 
+def dtype_keyword(transformers_version: str) -> str:
+    """`from_pretrained`'s dtype argument: `dtype` since transformers 4.56, `torch_dtype` before.
+
+    knowrl's eval and selection jobs run with a cluster's own transformers (the
+    authors' verl fork pins 4.51.1), where an unknown `dtype` lands in the
+    model config as a torch.dtype and breaks its JSON repr.
+    """
+    from packaging.version import Version
+
+    return "dtype" if Version(transformers_version) >= Version("4.56") else "torch_dtype"
+
+
 def load_model_and_tokenizer(path: str, dtype: str = "float32", device: str | None = None):
     """`from_pretrained` for a local folder or a hub id, with a clear error when it cannot be reached."""
     import torch
@@ -45,7 +57,9 @@ def load_model_and_tokenizer(path: str, dtype: str = "float32", device: str | No
     try:
         tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=local)
         model = AutoModelForCausalLM.from_pretrained(
-            path, dtype="auto" if dtype == "auto" else getattr(torch, dtype), local_files_only=local
+            path,
+            **{dtype_keyword(transformers.__version__): "auto" if dtype == "auto" else getattr(torch, dtype)},
+            local_files_only=local,
         )
     except OSError as e:
         raise KnowrlError(f"cannot load model '{path}': {str(e).splitlines()[0]}", hint=_MODEL_HINT) from None

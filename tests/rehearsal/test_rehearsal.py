@@ -202,9 +202,10 @@ def test_the_main_job_end_to_end_with_a_retried_phase_and_a_killed_driver(cluste
     )
     assert count("runs") == 1 and count("jobs") == len(plan["jobs"])
     steps = con.execute(
-        "SELECT step, count(*) FROM metrics WHERE run_id = ? AND name = 'train/reward' GROUP BY 1 ORDER BY 1", [rid]
-    ).fetchall()
-    say(f"train/reward per step: {steps}")
+        "SELECT step, count(*) FROM metrics WHERE run_id = ? AND name = ? GROUP BY 1 ORDER BY 1",
+        [rid, "train/reward_after_filter"],
+    ).fetchall()  # the reward over the samples trained on: the one every backend logs (verl's dapo: no pre-filter)
+    say(f"train/reward_after_filter per step: {steps}")
     assert [s for s, _ in steps] == [1, 2, 3] and all(n == 1 for _, n in steps)
     names = [
         r[0] for r in con.execute("SELECT DISTINCT name FROM metrics WHERE run_id = ? ORDER BY 1", [rid]).fetchall()
