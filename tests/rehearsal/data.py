@@ -58,7 +58,7 @@ def write(out: Path) -> dict[str, Path]:
         for q, a in rows
     ]
     val = [_annotation(q, a, "AIME24") for q, a in rows[:4]]
-    ev = [_annotation(q, a, "AIME25") for q, a in rows[6:10]]  # two answered by 5, two not
+    ev = [_annotation(q, a, "AIME25") for q, a in rows[8:12]]  # two answered by 5, two not
     paths = {"train": out / "train.jsonl", "validation": out / "val.jsonl", "eval": out / "eval.jsonl"}
     for role, records in (("train", train), ("validation", val), ("eval", ev)):
         paths[role].write_text("".join(json.dumps(r) + "\n" for r in records))
