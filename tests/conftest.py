@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never wait on the Hub: revisions come from the local cache
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE_SNAPSHOTS = os.environ.get("KNOWRL_UPDATE_SNAPSHOTS") == "1"
 
 
 @pytest.fixture
@@ -32,6 +34,19 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess
     return subprocess.run(
         [sys.executable, "-m", "knowrl.cli", *args], capture_output=True, text=True, cwd=cwd, env=full_env
     )
+
+
+def snapshot(name: str, text: str, *, update: bool | None = None, folder: Path = SNAPSHOTS) -> None:
+    """Compare with a checked-in file, so default changes show as diffs; only KNOWRL_UPDATE_SNAPSHOTS=1 writes it.
+
+    A missing snapshot fails like a changed one: a deleted file, or a new test whose file was never
+    reviewed, must not pass by writing what it is compared with."""
+    path = folder / name
+    if UPDATE_SNAPSHOTS if update is None else update:
+        path.write_text(text)
+    if not path.exists():
+        pytest.fail(f"snapshot {name} is missing; review the output and write it with KNOWRL_UPDATE_SNAPSHOTS=1")
+    assert text == path.read_text(), f"{name} changed; review and rerun with KNOWRL_UPDATE_SNAPSHOTS=1"
 
 
 MINIMAL = "name: t\nmodel: {path: some/model}\n"
