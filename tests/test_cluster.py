@@ -204,9 +204,9 @@ print("placed", ray.util.placement_group_table(pg)["state"])
 @pytest.mark.parametrize("backend", ["verl", "nemo_rl"])
 def test_a_training_submission_is_placed_and_its_placement_group_gets_the_gpus(ray_head, tmp_path, backend):
     """Finding 2: the driver asks for no GPUs, so the backend's own placement group can take all 8."""
+    from knowrl.backends._submission import submission
     from knowrl.plan import plan
     from knowrl.runtime._cluster import ACTIVE, call, client
-    from knowrl.runtime._submission import submission
     from knowrl.spec import load_spec
 
     spec = load_spec(EXPERIMENTS / "css_main.yaml", [f"resources.backend={backend}", "resources.nodes=1"])

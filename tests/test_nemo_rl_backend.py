@@ -134,8 +134,8 @@ def test_nemo_rls_init_ray_joins_the_training_jobs_runtime_env(ray_head, tmp_pat
     """Ray refuses to merge the job's env vars with init_ray's unless RAY_OVERRIDE_JOB_RUNTIME_ENV=1 (finding 5);
     the driver of a job with entrypoint resources has CUDA_VISIBLE_DEVICES="", which init_ray would hand to every GPU
     worker of the job (Ray then fails to set up their GPUs) unless the launch clears it first."""
+    from knowrl.backends._submission import submission
     from knowrl.runtime._cluster import ACTIVE, call, client
-    from knowrl.runtime._submission import submission
 
     spec, p = _spec("resources.nodes=1", "resources.gpus_per_node=2")
     request, _ = submission(p.job("train-p1"), spec, p, str(tmp_path), attempt=int(time.time() * 1000))

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
-from knowrl.runtime._layout import DamagedFile, read_json
+from knowrl._rundir import DamagedFile, read_json
 
 
 class RunLocked(KnowrlError):

@@ -29,13 +29,12 @@ def export(
     """
     import shutil
 
-    from knowrl._cli_run import _run_dir
+    from knowrl._rundir import find_run, read_json
     from knowrl.backends import get_backend
     from knowrl.plan._plan import Job, Plan, Resources
-    from knowrl.runtime._layout import read_json
     from knowrl.spec import validate
 
-    folder = _run_dir(run, storage)
+    folder = find_run(run, storage)
     manifest = read_json(folder / "manifest.json")
     spec, p = validate(manifest["spec"]), Plan.from_dict(manifest["plan"])
     ends = [j.params["end_step"] for j in p.jobs if j.kind == "train"]
