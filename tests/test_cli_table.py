@@ -96,3 +96,31 @@ def test_the_table_sees_every_lazy_command_and_nested_option():
     assert {p["name"]: p["default"] for p in select["params"]}["strategy"] == "css"
     preflight = next(p for p in table["commands"]["run"]["params"] if p["name"] == "preflight")
     assert preflight["opts"] == ["--preflight"] and preflight["secondary_opts"] == ["--no-preflight"]
+
+
+def test_a_loaded_command_is_listed_once():
+    """A command loaded before the listing (as an embedding program may) is cached, and still listed once."""
+    from knowrl.cli import app
+
+    root = typer.main.get_command(app)
+    ctx = _context(root, "knowrl")
+    root.get_command(ctx, "compare")
+    names = root.list_commands(ctx)
+    assert names.count("compare") == 1
+    assert names == list(command_table()["commands"])
+
+
+def test_a_command_imports_only_its_own_group():
+    """`knowrl validate` builds no other command group: the lazy table loads the one module it names."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT
+
+    code = (
+        "import sys; from knowrl.cli import main; rc = main(['validate', 'experiments/css_main.yaml']);"
+        "print(sorted(m for m in sys.modules if m.startswith('knowrl.cli.'))); sys.exit(rc)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip().splitlines()[-1] == "['knowrl.cli.spec']"
