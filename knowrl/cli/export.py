@@ -7,8 +7,6 @@ from typing import Annotated
 
 import typer
 
-from knowrl._errors import KnowrlError
-
 export_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 site_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
@@ -27,49 +25,20 @@ def export(
     verl.model_merger merge --backend fsdp`; the local trainer already saves
     Hugging Face folders, which are copied.
     """
-    import shutil
-
-    from knowrl._rundir import find_run, read_json
-    from knowrl.backends import get_backend
-    from knowrl.plan._plan import Job, Plan, Resources
-    from knowrl.spec import validate
+    from knowrl._rundir import find_run
+    from knowrl.runtime._export import export_for, run_export
 
     folder = find_run(run, storage)
-    manifest = read_json(folder / "manifest.json")
-    spec, p = validate(manifest["spec"]), Plan.from_dict(manifest["plan"])
-    ends = [j.params["end_step"] for j in p.jobs if j.kind == "train"]
-    if not ends:
-        raise KnowrlError(f"run {folder.name} trains nothing: there is no checkpoint to export")
-    try:
-        step = ends[-1] if checkpoint == "final" else int(checkpoint)
-    except ValueError:
-        raise KnowrlError(f"--checkpoint {checkpoint!r} is neither `final` nor a step number") from None
-    backend = get_backend(spec.resources.backend)
-    source = folder / backend.checkpoint_dir(step)
-    if not source.exists():
-        raise KnowrlError(f"run {folder.name} has no checkpoint at {source}", hint="`knowrl status RUN` shows its jobs")
-    if not backend.exports:
-        shutil.copytree(source, out, dirs_exist_ok=True)
-        typer.echo(f"copied {source} to {out}")
+    e = export_for(folder, checkpoint, out)
+    if e.command is None:
+        run_export(e, out)
+        typer.echo(f"copied {e.source} to {out}")
         return
-    job = Job(
-        f"export-{checkpoint}",
-        "export",
-        Resources(1, 0, 1),
-        [],
-        {"checkpoint": backend.checkpoint_dir(step)},
-        {"model": str(out.absolute())},
-    )
-    command = backend.compile(job, spec, p, str(folder.absolute())).entrypoint
     if dry_run:
-        typer.echo(command)
+        typer.echo(e.command)
         return
-    import subprocess
-
-    rc = subprocess.call(command, shell=True)
-    if rc:
-        raise KnowrlError(f"the {backend.name} conversion exited with {rc}: {command}")
-    typer.echo(f"exported step {step} of run {folder.name} to {out}")
+    run_export(e, out)
+    typer.echo(f"exported step {e.step} of run {folder.name} to {out}")
 
 
 @site_app.command("grading-site")

@@ -59,12 +59,10 @@ def cancel(
 
     A local run is asked with SIGINT, then SIGTERM, then SIGKILL, each after `--grace` seconds, and the
     command returns once the run has stopped."""
-    from knowrl._rundir import find_run, job_status, now, read_json, write_status
-    from knowrl.plan._plan import Plan
+    from knowrl._rundir import find_run, read_json
 
     run = find_run(run_id, storage)
     manifest = read_json(run / "manifest.json")
-    jobs = Plan.from_dict(manifest["plan"]).jobs
     if manifest.get("ray_address"):
         from knowrl.runtime._cluster import cancel_run
 
@@ -74,13 +72,9 @@ def cancel(
             "until `knowrl run` resumes it (finished jobs are kept)"
         )
         return
-    from knowrl.runtime._locks import stop_driver
+    from knowrl.runtime._locks import cancel_local
 
-    how = stop_driver(run, grace)
-    for job in jobs:  # a driver killed outright could not write its jobs' state
-        if job_status(run, job.id)["status"] == "running":
-            write_status(run, job, "cancelled", finished_at=now(), error=f"cancelled (`knowrl cancel`, {how})")
-    cancelled = [j.id for j in jobs if job_status(run, j.id)["status"] == "cancelled"]
+    how, cancelled = cancel_local(run, grace)
     typer.echo(
         f"stopped the `knowrl run` driving {run.name} ({how}); cancelled: {', '.join(cancelled) or 'no job'}; "
         "finished jobs are kept and `knowrl run` resumes it"
