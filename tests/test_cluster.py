@@ -8,7 +8,20 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXPERIMENTS, run_cli
+from conftest import EXPERIMENTS, RAY_NODE_PORTS, run_cli
+
+
+def test_the_ray_head_sets_every_port_ray_start_has():
+    """Each single port `ray start` binds is one conftest's head chooses free (worker ports are a range Ray checks),
+    so a Ray release with a new port shows here rather than as two heads fighting over its default."""
+    import re
+    import subprocess
+
+    text = subprocess.run(
+        [str(Path(sys.executable).parent / "ray"), "start", "--help"], capture_output=True, text=True, check=True
+    ).stdout
+    ports = set(re.findall(r"--([a-z-]+)-port(?![a-z-])", text)) - {"min-worker", "max-worker"}
+    assert ports == {*RAY_NODE_PORTS, "dashboard"}
 
 
 def test_submit_detach_reattach_and_ingest(ray_head, tmp_path, tiny_model):
