@@ -33,7 +33,7 @@ def build(root: Path) -> tuple[list[Path], list[str]]:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from knowrl.runtime._layout import write_json
+    from knowrl._rundir import write_json
     from knowrl.spec import KNOWRL8
 
     rng = np.random.default_rng(0)

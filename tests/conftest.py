@@ -1,8 +1,13 @@
 from __future__ import annotations
 
 import os
+import shutil
+import signal
+import socket
 import subprocess
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +15,8 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never wait on the Hub: revisions come from the local cache
 ROOT = Path(__file__).resolve().parent.parent
 EXPERIMENTS = ROOT / "experiments"
+SNAPSHOTS = Path(__file__).parent / "snapshots"
+UPDATE_SNAPSHOTS = os.environ.get("KNOWRL_UPDATE_SNAPSHOTS") == "1"
 
 
 @pytest.fixture
@@ -32,6 +39,19 @@ def run_cli(*args: str, env: dict | None = None, cwd: Path = ROOT) -> subprocess
     return subprocess.run(
         [sys.executable, "-m", "knowrl.cli", *args], capture_output=True, text=True, cwd=cwd, env=full_env
     )
+
+
+def snapshot(name: str, text: str, *, update: bool | None = None, folder: Path = SNAPSHOTS) -> None:
+    """Compare with a checked-in file, so default changes show as diffs; only KNOWRL_UPDATE_SNAPSHOTS=1 writes it.
+
+    A missing snapshot fails like a changed one: a deleted file, or a new test whose file was never
+    reviewed, must not pass by writing what it is compared with."""
+    path = folder / name
+    if UPDATE_SNAPSHOTS if update is None else update:
+        path.write_text(text)
+    if not path.exists():
+        pytest.fail(f"snapshot {name} is missing; review the output and write it with KNOWRL_UPDATE_SNAPSHOTS=1")
+    assert text == path.read_text(), f"{name} changed; review and rerun with KNOWRL_UPDATE_SNAPSHOTS=1"
 
 
 MINIMAL = "name: t\nmodel: {path: some/model}\n"
@@ -68,3 +88,103 @@ def tiny_model(tmp_path_factory):
     from knowrl.generation import build_tiny_model
 
     return str(build_tiny_model(tmp_path_factory.mktemp("models") / "tiny", seed=0))
+
+
+def think_tokenizer_model(tiny_model: str, out: Path, special: bool) -> Path:
+    """A copy of the tiny model whose tokenizer has `</think>` as a special token (`special`) or as it came."""
+    from transformers import AutoTokenizer
+
+    shutil.copytree(tiny_model, out)
+    tok = AutoTokenizer.from_pretrained(out)
+    if special:
+        tok.add_special_tokens({"additional_special_tokens": ["</think>"]}, replace_extra_special_tokens=False)
+    tok.save_pretrained(out)
+    return out
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+RAY_NODE_PORTS = (
+    "dashboard-agent-listen",
+    "dashboard-agent-grpc",
+    "metrics-export",
+    "runtime-env-agent",
+    "node-manager",
+    "object-manager",
+    "ray-client-server",
+)
+"""Every port a Ray head binds besides its GCS and dashboard ports. Two heads on one machine fight over Ray's defaults
+(the dashboard agent's 52365 above all: a head whose agent cannot bind answers "No available agent"; the client
+server's 10001), so each gets free ones of its own."""
+
+
+@pytest.fixture(scope="module")
+def ray_head(request):
+    """A real local Ray head of this environment's Ray, its Jobs API's address: its own temp dir and ports, stopped by
+    its own process group (never `ray stop`, which would stop every Ray on the machine).
+
+    A test module shapes it with `RAY_HEAD_GPUS` (logical GPUs; default 8, one node of the paper's 8x8 layout) and
+    `RAY_HEAD_ENV` (variables the head and its jobs run with). The head is up once its job agent takes a submission
+    (the Jobs API lists jobs before that)."""
+    temp = tempfile.mkdtemp(prefix="kr", dir="/tmp")  # Ray's socket paths must stay short
+    port, dash = free_port(), free_port()
+    env = {
+        **os.environ,
+        "RAY_AUTH_MODE": "disabled",
+        "RAY_USAGE_STATS_ENABLED": "0",
+        "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}",  # the nodes' python3: this environment's
+        # The dashboard gets 60 s to start and each of its modules 30 s; a loaded 2-core machine can need longer.
+        "RAY_DASHBOARD_STARTUP_TIMEOUT_S": "600",
+        "RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT": "600",
+        **getattr(request.module, "RAY_HEAD_ENV", {}),
+    }
+    head = subprocess.Popen(
+        [
+            str(Path(sys.executable).parent / "ray"),
+            "start",
+            "--head",
+            f"--port={port}",
+            "--node-ip-address=127.0.0.1",
+            "--dashboard-host=127.0.0.1",
+            f"--dashboard-port={dash}",
+            *(f"--{name}-port={free_port()}" for name in RAY_NODE_PORTS),
+            "--num-cpus=2",
+            f"--num-gpus={getattr(request.module, 'RAY_HEAD_GPUS', 8)}",
+            "--include-dashboard=true",
+            f"--temp-dir={temp}",
+            "--block",
+        ],
+        env=env,
+        stdout=(log := open(f"{temp}/head.log", "w")),  # noqa: SIM115 (the head outlives this block)
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    address = f"http://127.0.0.1:{dash}"
+    from ray.job_submission import JobSubmissionClient
+
+    deadline = time.monotonic() + 300
+    while True:
+        try:  # the job agent is up once a submission is taken
+            JobSubmissionClient(address).submit_job(entrypoint="true", submission_id="agent-up")
+            break
+        except Exception as e:
+            if "already exists" in str(e):  # an earlier try went through
+                break
+            if time.monotonic() > deadline or head.poll() is not None:
+                os.killpg(head.pid, signal.SIGKILL)
+                log.close()
+                pytest.fail(f"the local Ray head did not come up: {str(e)[:300]}\n{Path(log.name).read_text()[-3000:]}")
+            time.sleep(1)
+    yield address
+    os.killpg(head.pid, signal.SIGTERM)  # our own head only, by its process group
+    try:
+        head.wait(30)
+    except subprocess.TimeoutExpired:
+        os.killpg(head.pid, signal.SIGKILL)
+        head.wait()
+    log.close()
+    shutil.rmtree(temp, ignore_errors=True)

@@ -11,10 +11,10 @@ from conftest import EXPERIMENTS
 from datafiles import KPS, write_jsonl
 
 from knowrl._io import write_rows
+from knowrl._rundir import run_path, write_manifest, write_status
 from knowrl.eval import EvalRequest, builtin_suite, run_eval
 from knowrl.generation import Completion
 from knowrl.plan import plan
-from knowrl.runtime._layout import run_path, write_manifest, write_status
 from knowrl.spec import load_spec
 
 

@@ -109,7 +109,7 @@ def test_knowrls_nemo_rl_environment_keeps_the_step_contract():
 
 def test_submissions_a_cluster_can_place(tmp_path):
     """2, 3, 4: backend drivers ask for no GPUs; knowrl travels as py_modules; no shell syntax anywhere."""
-    from knowrl.runtime._submission import submission
+    from knowrl.backends._submission import submission
 
     for backend in ("nemo_rl", "verl"):
         spec, p, _ = _phases(backend)
@@ -160,9 +160,9 @@ if __name__ == "__main__":
 
 def test_an_embedded_backend_run_never_trains_with_trl_in_its_place(tmp_path, monkeypatch):
     """12: a verl spec either runs verl's command or stops, naming what is missing."""
+    from knowrl._rundir import write_manifest
     from knowrl.runtime import _jobs
     from knowrl.runtime._engine import check_backend_here
-    from knowrl.runtime._layout import write_manifest
 
     spec, p, phases = _phases("verl", "resources.backend_dir=/nonexistent/verl")
     with pytest.raises(KnowrlError, match="cannot run on this machine: missing a verl checkout at /nonexistent/verl"):

@@ -39,7 +39,7 @@ def test_the_holder_of_a_run_is_known_before_it_writes_its_pid(tmp_path):
 
 def test_status_lists_every_run_while_one_cluster_run_is_followed_elsewhere(tmp_path):
     """A `knowrl run --address` attached to one run held its lock: `knowrl status` aborted the whole listing."""
-    from knowrl.runtime._layout import read_json, run_path, write_json, write_manifest
+    from knowrl._rundir import read_json, run_path, write_json, write_manifest
     from knowrl.runtime._locks import lock_run
 
     store = tmp_path / "store"

@@ -13,18 +13,15 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 from pathlib import Path
 
 import pytest
 import requests
+from conftest import think_tokenizer_model
 
 from knowrl import KnowrlError
 from knowrl.backends import nemo_rl
@@ -66,54 +63,13 @@ print("gpu worker sees", ray.get(GpuWorker.remote().gpus.remote()))
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def ray_head():
-    """A real local Ray head of this environment's Ray, set to behave as NeMo-RL's pinned Ray where they differ
-    (own temp dir and ports, stopped by its process group)."""
-    temp = tempfile.mkdtemp(prefix="krn", dir="/tmp")
-    port, dash = _free_port(), _free_port()
-    env = {**os.environ, "RAY_AUTH_MODE": "disabled", "RAY_USAGE_STATS_ENABLED": "0"}
-    # The dashboard gets 60 s to start and each of its modules 30 s; a loaded 2-core machine can need longer.
-    env |= {"RAY_DASHBOARD_STARTUP_TIMEOUT_S": "600", "RAY_DASHBOARD_SUBPROCESS_MODULE_WAIT_READY_TIMEOUT": "600"}
-    # Ray 2.55.1 (NeMo-RL v0.7.0's uv.lock) sets CUDA_VISIBLE_DEVICES="" in processes given no GPUs; Ray 2.60 no longer
-    # does by default.
-    env["RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO"] = "1"
-    head = subprocess.Popen(
-        [str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={port}", "--node-ip-address=127.0.0.1",
-         "--dashboard-host=127.0.0.1", f"--dashboard-port={dash}", "--num-cpus=2", "--num-gpus=2",
-         "--include-dashboard=true", f"--temp-dir={temp}", "--block",
-         # every port of our own: another cluster on this machine holds Ray's defaults (the job agent's 52365)
-         f"--dashboard-agent-listen-port={_free_port()}", f"--dashboard-agent-grpc-port={_free_port()}",
-         f"--metrics-export-port={_free_port()}", f"--runtime-env-agent-port={_free_port()}",
-         f"--ray-client-server-port={_free_port()}"],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
-    )  # fmt: skip
-    from ray.job_submission import JobSubmissionClient
-
-    address = f"http://127.0.0.1:{dash}"
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            JobSubmissionClient(address).list_jobs()
-            break
-        except Exception:
-            if time.monotonic() > deadline or head.poll() is not None:
-                os.killpg(head.pid, signal.SIGKILL)
-                pytest.fail("the local Ray head did not come up")
-            time.sleep(1)
-    yield address
-    os.killpg(head.pid, signal.SIGTERM)
-    try:
-        head.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(head.pid, signal.SIGKILL)
-    shutil.rmtree(temp, ignore_errors=True)
+RAY_HEAD_GPUS = 2
+RAY_HEAD_ENV = {
+    # Ray 2.55.1 (NeMo-RL v0.7.0's uv.lock) sets CUDA_VISIBLE_DEVICES="" in processes given no GPUs; Ray 2.60 no
+    # longer does by default.
+    "RAY_ACCEL_ENV_VAR_OVERRIDE_ON_ZERO": "1",
+}
+"""The conftest's `ray_head`, set to behave as NeMo-RL's pinned Ray where they differ."""
 
 
 def _retrying(fn, timeout_s: float = 600):
@@ -134,8 +90,8 @@ def test_nemo_rls_init_ray_joins_the_training_jobs_runtime_env(ray_head, tmp_pat
     """Ray refuses to merge the job's env vars with init_ray's unless RAY_OVERRIDE_JOB_RUNTIME_ENV=1 (finding 5);
     the driver of a job with entrypoint resources has CUDA_VISIBLE_DEVICES="", which init_ray would hand to every GPU
     worker of the job (Ray then fails to set up their GPUs) unless the launch clears it first."""
+    from knowrl.backends._submission import submission
     from knowrl.runtime._cluster import ACTIVE, call, client
-    from knowrl.runtime._submission import submission
 
     spec, p = _spec("resources.nodes=1", "resources.gpus_per_node=2")
     request, _ = submission(p.job("train-p1"), spec, p, str(tmp_path), attempt=int(time.time() * 1000))
@@ -235,21 +191,10 @@ def test_the_preflight_names_what_to_pip_install_where_the_reward_actor_runs(tmp
     assert run(str(no_pebble)) != 0
 
 
-def _tokenizer_model(tiny_model: str, out: Path, special: bool) -> Path:
-    from transformers import AutoTokenizer
-
-    shutil.copytree(tiny_model, out)
-    tok = AutoTokenizer.from_pretrained(out)
-    if special:
-        tok.add_special_tokens({"additional_special_tokens": ["</think>"]}, replace_extra_special_tokens=False)
-    tok.save_pretrained(out)
-    return out
-
-
 def test_a_tokenizer_with_a_special_think_close_is_refused_for_nemo_rl(tiny_model, tmp_path):
     """NeMo-RL decodes responses with skip_special_tokens=True: a special </think> would make every reward 0."""
-    ordinary = _tokenizer_model(tiny_model, tmp_path / "ordinary", special=False)
-    special = _tokenizer_model(tiny_model, tmp_path / "special", special=True)
+    ordinary = think_tokenizer_model(tiny_model, tmp_path / "ordinary", special=False)
+    special = think_tokenizer_model(tiny_model, tmp_path / "special", special=True)
     nemo_rl.check_tokenizer(_spec(f"model.path={ordinary}")[0])
     with pytest.raises(KnowrlError, match="marks </think> as a special token, which NeMo-RL strips"):
         nemo_rl.check_tokenizer(_spec(f"model.path={special}")[0])

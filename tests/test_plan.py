@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
-from conftest import EXPERIMENTS, MINIMAL, run_cli
+from conftest import EXPERIMENTS, MINIMAL, run_cli, snapshot
 
 from knowrl import KnowrlError
 from knowrl.backends import get_backend
 from knowrl.plan import PlanError, expand, plan
 from knowrl.spec import load_data, load_spec
 
-SNAPSHOTS = Path(__file__).parent / "snapshots"
-UPDATE = os.environ.get("KNOWRL_UPDATE_SNAPSHOTS") == "1"
 RUN = "/runs/css-main"
-
-
-def snapshot(name: str, text: str, *, update: bool | None = None, folder: Path = SNAPSHOTS) -> None:
-    """Compare with a checked-in file, so default changes show as diffs; only KNOWRL_UPDATE_SNAPSHOTS=1 writes it.
-
-    A missing snapshot fails like a changed one: a deleted file, or a new test whose file was never
-    reviewed, must not pass by writing what it is compared with."""
-    path = folder / name
-    if UPDATE if update is None else update:
-        path.write_text(text)
-    if not path.exists():
-        pytest.fail(f"snapshot {name} is missing; review the output and write it with KNOWRL_UPDATE_SNAPSHOTS=1")
-    assert text == path.read_text(), f"{name} changed; review and rerun with KNOWRL_UPDATE_SNAPSHOTS=1"
 
 
 def test_a_missing_or_changed_snapshot_fails_and_only_the_flag_writes_it(tmp_path):

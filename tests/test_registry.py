@@ -452,7 +452,7 @@ def test_checkpoints_order_base_then_steps_numerically_then_final(tmp_path):
 
 def _retime(run, times: dict[str, tuple[str | None, str | None, str]]) -> None:
     """Give a run's jobs their own (started, finished, status), as the engine writes them."""
-    from knowrl.runtime._layout import read_json, write_json
+    from knowrl._rundir import read_json, write_json
 
     for job, (started, finished, status) in times.items():
         path = run / job / "status.json"

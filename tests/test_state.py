@@ -159,8 +159,8 @@ def test_cancel_stops_a_run_that_ignores_sigint(tmp_path, tiny_model):
 def test_the_run_id_follows_the_data_and_the_model(tmp_path, tiny_model, write):
     import shutil
 
+    from knowrl._rundir import run_path, write_manifest
     from knowrl.plan import plan
-    from knowrl.runtime._layout import run_path, write_manifest
 
     data = write(
         "train.jsonl", "".join(json.dumps({"problem": f"{i}+1?", "answer": str(i + 1)}) + "\n" for i in range(3))

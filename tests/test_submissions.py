@@ -37,7 +37,7 @@ def test_every_job_of_a_backend_plan_has_a_retry_budget(backend):
 @pytest.mark.parametrize("backend", ["nemo_rl", "verl", "local"])
 def test_knowrl_jobs_run_with_the_nodes_python_and_knowrl_from_py_modules(backend, tmp_path):
     """Finding 3: no job names the submitting machine's interpreter; knowrl's code travels with each job."""
-    from knowrl.runtime._submission import submission
+    from knowrl.backends._submission import submission
 
     extra = ["hints={strategy: css, source: compute}"] if backend != "local" else []
     spec = load_spec(
@@ -56,9 +56,9 @@ def test_knowrl_jobs_run_with_the_nodes_python_and_knowrl_from_py_modules(backen
 def test_every_job_grades_with_the_runs_grading_site_which_the_submitter_builds(backend, tmp_path, monkeypatch):
     """A node's Hydra pins antlr 4.9: every job (knowrl's own included) gets the run's grading site, and the
     submitting machine, which has knowrl's 4.13.2, builds it before anything is submitted."""
+    from knowrl.backends._submission import submission
     from knowrl.grading._site import SITE_ENV, site_ready
     from knowrl.runtime import _cluster
-    from knowrl.runtime._submission import submission
 
     spec = load_spec(CSS, [f"resources.backend={backend}", f"resources.storage={tmp_path}"])
     p = plan(spec)
@@ -202,7 +202,7 @@ def test_knowrl_plan_smoke_shows_the_profile():
 
 def test_a_sharded_selection_leaves_every_gpu_to_its_shards():
     """Ray keeps a task's GPU while it waits in `ray.get`: the driver of W shards held one, so W-1 ran."""
-    from knowrl.runtime._submission import driver_gpus
+    from knowrl.backends._submission import driver_gpus
 
     spec = load_spec(CSS, ["hints={strategy: css, source: compute}", "resources.nodes=1", "resources.gpus_per_node=4"])
     jobs = {j.kind: j for j in plan(spec).jobs}

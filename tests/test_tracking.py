@@ -20,7 +20,7 @@ import json, sys, threading
 from pathlib import Path
 from types import SimpleNamespace
 
-import knowrl.runtime._layout as layout
+import knowrl._rundir as rundir
 from knowrl.runtime._tracking import RunTracker
 
 run, repo = Path(sys.argv[1]), sys.argv[2]
@@ -34,7 +34,7 @@ def stop_here(path, obj):  # the first write after Aim created its run: report, 
     print("created", flush=True)
     threading.Event().wait()
 
-layout.write_json = stop_here
+rundir.write_json = stop_here
 RunTracker(spec, plan, run)
 threading.Event().wait()
 """
@@ -104,7 +104,7 @@ def test_a_driver_killed_after_aim_created_its_run_resumes_that_run(tmp_path, mo
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from knowrl.runtime._layout import write_json
+    from knowrl._rundir import write_json
     from knowrl.runtime._tracking import RunTracker
 
     run, repo = tmp_path / "runs" / "0123abcd-run", tmp_path / "aim"

@@ -11,7 +11,9 @@ import shlex
 from pathlib import Path
 
 import pytest
+from conftest import think_tokenizer_model
 
+from knowrl import KnowrlError
 from knowrl.backends import get_backend, verl
 from knowrl.plan import plan
 from knowrl.spec import load_spec
@@ -123,3 +125,13 @@ def test_a_damaged_tracker_is_no_checkpoint(tmp_path):
     assert not verl.checkpoint_done(tmp_path, 4)
     (tmp_path / "checkpoints" / verl.TRACKER).write_text("7")  # names a folder that is not there
     assert not verl.checkpoint_done(tmp_path, 4)
+
+
+def test_a_tokenizer_with_a_special_think_close_is_refused_for_verl(tiny_model, tmp_path):
+    """verl's reward managers decode responses with skip_special_tokens=True: a special </think> never arrives."""
+    ordinary = think_tokenizer_model(tiny_model, tmp_path / "ordinary", special=False)
+    special = think_tokenizer_model(tiny_model, tmp_path / "special", special=True)
+    verl.check_tokenizer(_spec("0.9", f"model.path={ordinary}"))
+    with pytest.raises(KnowrlError, match="marks </think> as a special token, which verl's reward manager strips"):
+        verl.check_tokenizer(_spec("0.9", f"model.path={special}"))
+    verl.check_tokenizer(_spec("0.9", f"model.path={special}", "reward.require_think_close=false"))

@@ -64,7 +64,7 @@ from pathlib import Path
 from knowrl.eval import EvalRequest, builtin_suite, run_eval
 from knowrl.generation import Completion
 from knowrl.plan import plan
-from knowrl.runtime._layout import run_path, write_manifest, write_status
+from knowrl._rundir import run_path, write_manifest, write_status
 from knowrl.spec import load_spec
 
 

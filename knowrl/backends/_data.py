@@ -14,6 +14,8 @@ itself, as the paper's verl run did:
 Validation sets carry no hints: the paper validates on the bare problems.
 Beside them goes the grading site (`grading/_site.py`): the ANTLR runtime
 knowrl's reward must parse with inside the backend's Hydra-pinned environment.
+Both backends decode responses without special tokens before knowrl's reward
+sees them, so the one check of the tokenizer's `</think>` is here too.
 """
 
 from __future__ import annotations
@@ -67,6 +69,26 @@ def nemo_rl_record(row: dict, index: int) -> dict:
 
 GRADING_SITE = "data/grading-site"
 """Run-relative folder the backends' reward processes get as `KNOWRL_GRADER_SITE`."""
+
+
+def refuse_special_think(spec, strips: str) -> None:
+    """Refuse a tokenizer whose `</think>` is a special token when the reward requires it: the backend named in
+    `strips` decodes responses with `skip_special_tokens=True`, so the token never reaches knowrl's reward and every
+    reward would be 0. `strips` says who removes it, e.g. "verl's reward manager strips before ..."."""
+    if not spec.reward.require_think_close:
+        return
+    from transformers import AutoTokenizer
+
+    from knowrl._errors import KnowrlError
+
+    name = spec.model.tokenizer or spec.model.path
+    tok = AutoTokenizer.from_pretrained(name)
+    think = tok.convert_tokens_to_ids("</think>")
+    if think is not None and think in tok.all_special_ids:
+        raise KnowrlError(
+            f"the tokenizer of {name} marks </think> as a special token, which {strips}: every reward would be 0",
+            hint="use a tokenizer where </think> is an ordinary added token, or set reward.require_think_close: false",
+        )
 
 
 def write_backend_data(spec, run: Path, backend) -> dict[str, int]:

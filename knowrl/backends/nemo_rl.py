@@ -29,7 +29,7 @@ import yaml
 
 from knowrl._errors import KnowrlError
 from knowrl.backends._base import Capabilities, Launch, knowrl_runtime_env
-from knowrl.backends._data import GRADING_SITE
+from knowrl.backends._data import GRADING_SITE, refuse_special_think
 from knowrl.grading._site import SITE_ENV
 
 name = "nemo_rl"
@@ -305,19 +305,7 @@ def requirements(spec) -> list[tuple[str, str]]:
 def check_tokenizer(spec) -> None:
     """NeMo-RL decodes each response with `skip_special_tokens=True` before its environment sees it
     (`generate_responses`, nemo_rl/experience/rollouts.py): a special `</think>` never reaches knowrl's reward."""
-    if not spec.reward.require_think_close:
-        return
-    from transformers import AutoTokenizer
-
-    name = spec.model.tokenizer or spec.model.path
-    tok = AutoTokenizer.from_pretrained(name)
-    think = tok.convert_tokens_to_ids("</think>")
-    if think is not None and think in tok.all_special_ids:
-        raise KnowrlError(
-            f"the tokenizer of {name} marks </think> as a special token, which NeMo-RL strips from every response "
-            "before knowrl's reward environment sees it: every reward would be 0",
-            hint="use a tokenizer where </think> is an ordinary added token, or set reward.require_think_close: false",
-        )
+    refuse_special_think(spec, "NeMo-RL strips from every response before knowrl's reward environment sees it")
 
 
 def checkpoint_done(run: Path, step: int) -> bool:

@@ -40,7 +40,7 @@ import shlex
 from pathlib import Path
 
 from knowrl.backends._base import Capabilities, Launch, knowrl_runtime_env
-from knowrl.backends._data import GRADING_SITE
+from knowrl.backends._data import GRADING_SITE, refuse_special_think
 from knowrl.grading._site import SITE_ENV
 
 name = "verl"
@@ -208,20 +208,7 @@ def requirements(spec) -> list[tuple[str, str]]:
 
 def check_tokenizer(spec) -> None:
     """verl's reward managers decode responses with `skip_special_tokens=True`: a special `</think>` never arrives."""
-    if not spec.reward.require_think_close:
-        return
-    from transformers import AutoTokenizer
-
-    from knowrl._errors import KnowrlError
-
-    tok = AutoTokenizer.from_pretrained(spec.model.tokenizer or spec.model.path)
-    think = tok.convert_tokens_to_ids("</think>")
-    if think is not None and think in tok.all_special_ids:
-        raise KnowrlError(
-            f"the tokenizer of {spec.model.tokenizer or spec.model.path} marks </think> as a special token, which "
-            "verl's reward manager strips before knowrl's reward sees the response: every reward would be 0",
-            hint="use a tokenizer where </think> is an ordinary added token, or set reward.require_think_close: false",
-        )
+    refuse_special_think(spec, "verl's reward manager strips before knowrl's reward sees the response")
 
 
 _SHARD = re.compile(r"model_world_size_(\d+)_rank_(\d+)\.pt")

@@ -15,8 +15,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
+from knowrl._rundir import job_status, read_json
 from knowrl.registry._db import WriteSession, writer
-from knowrl.runtime._layout import job_status, read_json
 
 TABLES_BY_JOB = ("metrics", "eval_samples", "eval_scores", "kp_selections")
 
@@ -189,7 +189,7 @@ def _ingest_job(con, run_id: str, status: dict, job_dir: Path, manifest: dict) -
 def _partial_metrics(con, run_id: str, job_id: str, job_dir: Path) -> dict[str, int]:
     import pyarrow as pa
 
-    from knowrl.runtime._layout import MetricLog
+    from knowrl._rundir import MetricLog
 
     rows = MetricLog(job_dir / "metrics.jsonl").read()
     if not rows:

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
-from knowrl.runtime._layout import job_status, now, read_json, run_path, write_json, write_manifest, write_status
+from knowrl._rundir import job_status, now, read_json, run_path, write_json, write_manifest, write_status
 from knowrl.runtime._locks import lock_run
 from knowrl.runtime._retry import CANCELLED, attempts_left, record_failure, renew_budgets, startable
 
@@ -138,7 +138,7 @@ def check_cluster(c, address: str, p, spec, say=print, timeout_s: float = 180.0)
     jobs before training have spent their GPU hours.
     """
     from knowrl.backends import get_backend
-    from knowrl.runtime._submission import requirements
+    from knowrl.backends._submission import requirements
 
     _check_gpus(address, p)
     checks = requirements(p, spec)
@@ -299,7 +299,7 @@ def cancel_run(run: Path, address: str) -> list[str]:
 
 def _submit(c, run: Path, spec, p, job, attempt: int, say) -> None:
     from knowrl._io import atomic_write_bytes
-    from knowrl.runtime._submission import submission
+    from knowrl.backends._submission import submission
 
     request, files = submission(job, spec, p, str(run), attempt)
     for name, text in files.items():

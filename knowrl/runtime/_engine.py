@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
-from knowrl.runtime._layout import DamagedFile, job_status, now, read_json, run_path, write_manifest, write_status
+from knowrl._rundir import DamagedFile, job_status, now, read_json, run_path, write_manifest, write_status
 from knowrl.runtime._locks import lock_run
 from knowrl.runtime._retry import attempts_left, record_failure, renew_budgets, startable
 from knowrl.runtime._tracking import RunTracker
@@ -255,8 +255,8 @@ class _Bars:
 
 
 def _follow(ray, p, spec, run: Path, statuses: dict, say, after_job, bars: _Bars) -> dict:
+    from knowrl.backends._submission import driver_gpus
     from knowrl.runtime._jobs import execute
-    from knowrl.runtime._submission import driver_gpus
 
     remote = ray.remote(execute)
     spec_json = spec.model_dump(mode="json")

@@ -53,7 +53,7 @@ def select_shard(
         )
         progress = None
         if progress_dir:  # one problem finished at a time; the whole dataset is the total
-            from knowrl.runtime._layout import ProgressFile
+            from knowrl._rundir import ProgressFile
 
             bar = ProgressFile(Path(progress_dir), "problems", len(problems))
             progress = lambda problem, sel: bar.advance()  # noqa: E731
@@ -120,9 +120,9 @@ def run_backend_command(spec, job, run: Path) -> dict:
     import os
     import subprocess
 
+    from knowrl._rundir import read_json
     from knowrl.backends import get_backend
     from knowrl.plan._plan import Plan
-    from knowrl.runtime._layout import read_json
 
     p = Plan.from_dict(read_json(run / "manifest.json")["plan"])
     launch = get_backend(spec.resources.backend).compile(job, spec, p, str(run))
@@ -201,7 +201,7 @@ def run_eval_job(spec, job, run: Path) -> dict:
             sampling=request.sampling,
             like=spec.hints,
         )
-    from knowrl.runtime._layout import ProgressFile
+    from knowrl._rundir import ProgressFile
 
     bar = ProgressFile(run / job.id, "samples")
     try:

@@ -14,8 +14,8 @@ import json
 from pathlib import Path
 
 from knowrl._io import write_rows
+from knowrl._rundir import MetricLog, ProgressFile
 from knowrl.runtime._backend_metrics import canonical_values
-from knowrl.runtime._layout import MetricLog, ProgressFile
 
 LOSS_TYPES = {"token-mean": "dapo", "seq-mean-token-mean": "grpo", "seq-mean-token-sum": "dr_grpo"}
 """knowrl's loss aggregation -> TRL's loss_type (token-level over the batch, per-sequence mean, constant-length sum)."""

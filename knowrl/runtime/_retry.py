@@ -13,7 +13,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from knowrl.runtime._layout import job_status, write_status
+from knowrl._rundir import job_status, write_status
 
 CANCELLED = "cancelled.json"
 """A run `knowrl cancel` stopped: nothing more is submitted for it until `knowrl run` resumes it."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from knowrl._errors import KnowrlError
-from knowrl.runtime._layout import DamagedFile, job_status, read_json
+from knowrl._rundir import DamagedFile, job_status, read_json
 
 
 class RunTracker:
@@ -52,7 +52,7 @@ class RunTracker:
         return {"hash": None, "logged": [], **(state if same_repo else {}), "repo": self.spec.tracking.repo}
 
     def _work(self) -> None:
-        from knowrl.runtime._layout import write_json
+        from knowrl._rundir import write_json
         from knowrl.tracking import make_tracker
 
         s, state = self.spec, self._state()

@@ -15,9 +15,9 @@ from pathlib import Path
 
 def main(argv: list[str]) -> int:
     from knowrl._errors import KnowrlError
+    from knowrl._rundir import now, read_json, write_status
     from knowrl.plan._plan import Plan
     from knowrl.runtime._jobs import execute
-    from knowrl.runtime._layout import now, read_json, write_status
 
     run, job_id = Path(argv[0]), argv[1]
     manifest = read_json(run / "manifest.json")

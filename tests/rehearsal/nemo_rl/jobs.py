@@ -1,7 +1,7 @@
 """Submit compiled knowrl jobs to a Ray cluster's Jobs API exactly as `submit.json` holds them, and wait.
 
 `knowrl compile` writes, per job, the keyword arguments of
-`JobSubmissionClient.submit_job` that `knowrl.runtime._submission.submission`
+`JobSubmissionClient.submit_job` that `knowrl.backends._submission.submission`
 produces; this sends them unchanged (the attempt number in the submission id
 aside, so a rehearsal can run twice on one cluster) and reports each job's
 state, wall time and log.

@@ -4,7 +4,7 @@
 
 `knowrl compile experiments/css_main.yaml OVERRIDES` (from WORK, not the
 checkout) writes the run directory and `submit.json`: for each job exactly the
-request `knowrl.runtime._submission.submission` makes. This sends data,
+request `knowrl.backends._submission.submission` makes. This sends data,
 train-p1 (2 steps), train-p2 (1 step, resuming p1's checkpoint) and the export
 to a cluster of NeMo-RL's own environment (../cluster.py), unchanged, and checks
 between them what each left behind: the data rendered on Python 3.13, a DCP

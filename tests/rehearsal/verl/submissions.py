@@ -33,7 +33,7 @@ def say(text: str) -> None:
 
 def compiled(root: Path, release: str, work: Path, model: Path):
     """The spec (smoke profile + rehearsal overrides), its plan, and the compiled folder's submit.json requests."""
-    from knowrl._cli_plan import write_compiled
+    from knowrl.backends._compile import write_compiled
     from knowrl.plan import plan
     from knowrl.plan._smoke import load_smoke
 

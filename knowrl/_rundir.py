@@ -9,6 +9,10 @@
 Every file is written by temp name + atomic rename, so a reader never sees a
 half-written one; a file damaged some other way (a full disk, a hand edit) is
 named by `DamagedFile`, and the job it describes counts as `unknown`.
+
+The format sits below everything that touches it -- the compile step that
+starts a run directory, the runtime that fills it, the registry that reads it
+-- so none of them imports another for it.
 """
 
 from __future__ import annotations
@@ -42,6 +46,17 @@ def now() -> str:
 
 def run_path(storage: str | Path, run_id: str) -> Path:
     return Path(storage) / "runs" / run_id
+
+
+def find_run(run_id: str, storage: str | Path) -> Path:
+    """The one run directory under `storage` whose id is `run_id` or starts with it."""
+    found = sorted((Path(storage) / "runs").glob(f"{run_id}*"))
+    if len(found) != 1:
+        raise KnowrlError(
+            f"{'no' if not found else 'more than one'} run matches '{run_id}' under {storage}/runs",
+            hint="`knowrl status --storage DIR` lists the runs",
+        )
+    return found[0]
 
 
 def write_json(path: Path, obj) -> None:

@@ -7,8 +7,8 @@ from typing import Annotated
 
 import typer
 
-from knowrl._cli_registry import DEFAULT_REGISTRY, FormatOpt, RegistryOpt, emit, fmt_number
 from knowrl._errors import KnowrlError
+from knowrl.cli._common import DEFAULT_REGISTRY, FormatOpt, RegistryOpt, emit, fmt_number
 
 compare_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 

@@ -8,8 +8,8 @@ from typing import Annotated
 
 import typer
 
-from knowrl._cli_util import key_values
 from knowrl._errors import UsageError
+from knowrl.cli._common import key_values
 
 kp_app = typer.Typer(
     help="Knowledge points: select subsets with rollouts, summarise, extract.",

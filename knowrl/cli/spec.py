@@ -1,13 +1,7 @@
-"""The `knowrl` command: a thin typer layer over the library.
-
-Every command imports what it needs inside its body, so `knowrl --help` and
-`knowrl validate` never pay for torch, ray, aim or vllm.
-"""
+"""`knowrl validate | show | schema | explain`: a spec checked, resolved, hashed and documented."""
 
 from __future__ import annotations
 
-import os
-import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -15,63 +9,10 @@ import typer
 
 from knowrl._errors import KnowrlError
 
-
-class _LazyGroup(typer.core.TyperGroup):
-    """Sub-commands whose modules are imported only when they run (or --help lists them).
-
-    Click's documented "lazily loading subcommands" pattern: `knowrl validate`
-    must not pay for building the data, eval and kp command trees.
-    """
-
-    LAZY = {  # name -> (module, attribute holding a typer app)
-        "grade": ("knowrl._cli_data", "grade_app"),
-        "data": ("knowrl._cli_data", "data_app"),
-        "model": ("knowrl._cli_eval", "model_app"),
-        "eval": ("knowrl._cli_eval", "eval_app"),
-        "kp": ("knowrl._cli_kp", "kp_app"),
-        "plan": ("knowrl._cli_plan", "plan_app"),
-        "compile": ("knowrl._cli_plan", "compile_app"),
-        "sweep": ("knowrl._cli_plan", "sweep_app"),
-        "ingest": ("knowrl._cli_registry", "ingest_app"),
-        "query": ("knowrl._cli_registry", "query_app"),
-        "compare": ("knowrl._cli_compare", "compare_app"),
-        "runs": ("knowrl._cli_registry", "runs_app"),
-        "show-run": ("knowrl._cli_registry", "show_run_app"),
-        "registry": ("knowrl._cli_registry", "registry_app"),
-        "ui": ("knowrl._cli_registry", "ui_app"),
-        "plot": ("knowrl._cli_registry", "plot_app"),
-        "run": ("knowrl._cli_run", "run_app"),
-        "status": ("knowrl._cli_run", "status_app"),
-        "logs": ("knowrl._cli_run", "logs_app"),
-        "cancel": ("knowrl._cli_run", "cancel_app"),
-        "export": ("knowrl._cli_export", "export_app"),
-        "grading-site": ("knowrl._cli_export", "site_app"),
-    }
-
-    def list_commands(self, ctx):
-        return [*super().list_commands(ctx), *self.LAZY]
-
-    def get_command(self, ctx, cmd_name):
-        if cmd_name in self.commands or cmd_name not in self.LAZY:
-            return super().get_command(ctx, cmd_name)
-        import importlib
-
-        module, attr = self.LAZY[cmd_name]
-        command = typer.main.get_command(getattr(importlib.import_module(module), attr))
-        command.name = cmd_name
-        self.commands[cmd_name] = command
-        return command
-
-
-app = typer.Typer(
-    cls=_LazyGroup,
-    name="knowrl",
-    help="Declarative experiments for knowledge-point-guided RL of LLM math reasoners (KnowRL).",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    rich_markup_mode=None,
-)
+validate_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+show_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+schema_app = typer.Typer(add_completion=False, rich_markup_mode=None)
+explain_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 
 SpecArg = Annotated[Path, typer.Argument(help="Experiment spec (YAML).", show_default=False)]
 OverridesArg = Annotated[
@@ -83,7 +24,7 @@ OverridesArg = Annotated[
 ]
 
 
-@app.command()
+@validate_app.command("validate")
 def validate(spec: SpecArg, overrides: OverridesArg = None) -> None:
     """Check a spec (and overrides); report every problem with file:line, key and fix."""
     from knowrl.spec import load_spec, spec_hash
@@ -98,7 +39,7 @@ def validate(spec: SpecArg, overrides: OverridesArg = None) -> None:
     typer.echo(f"ok  {spec}: {s.name} ({'; '.join(parts)})")
 
 
-@app.command()
+@show_app.command("show")
 def show(
     spec: SpecArg,
     overrides: OverridesArg = None,
@@ -136,7 +77,7 @@ def show(
         typer.echo(yaml.safe_dump(data, sort_keys=False, allow_unicode=True, width=120), nl=False)
 
 
-@app.command()
+@schema_app.command("schema")
 def schema(
     out: Annotated[Path, typer.Option(help="Where to write the JSON Schema.")] = Path("schemas/experiment.schema.json"),
     check: Annotated[bool, typer.Option("--check", help="Fail if the file differs from the models.")] = False,
@@ -153,7 +94,7 @@ def schema(
     typer.echo(f"wrote {write_schema(out)}")
 
 
-@app.command()
+@explain_app.command("explain")
 def explain(
     key: Annotated[
         str, typer.Argument(help="A dotted spec key, e.g. algorithm or hints.delta; empty for the top.")
@@ -169,31 +110,3 @@ def explain(
     width = max(len(r[0]) for r in rows)
     for full, kind, default, doc in rows:
         typer.echo(f"{full.ljust(width)}  {doc}\n{' ' * width}  type {kind}; default {default}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; a `KnowrlError` becomes a message and an exit code, never a traceback."""
-    debug = os.environ.get("KNOWRL_DEBUG") == "1"
-    try:
-        app(args=argv, prog_name="knowrl")  # typer handles its own usage errors and exits
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
-    except KnowrlError as e:
-        if debug:
-            raise
-        sys.stderr.write(f"error: {e.render()}\n")
-        return e.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("interrupted\n")
-        return 130
-    except Exception as e:  # a bug in knowrl, not bad input
-        if debug:
-            raise
-        sys.stderr.write(f"internal error: {type(e).__name__}: {e}\n")
-        sys.stderr.write("  hint: rerun with KNOWRL_DEBUG=1 for the traceback, and please report it\n")
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,4 +1,4 @@
-"""`knowrl run` and `knowrl status`."""
+"""`knowrl run | status | logs | cancel`: a spec run (locally or on a cluster), its state, its logs, its stop."""
 
 from __future__ import annotations
 
@@ -16,16 +16,6 @@ cancel_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 StorageOpt = Annotated[str, typer.Option(help="Storage root.")]
 
 
-def _run_dir(run_id: str, storage: str) -> Path:
-    found = sorted((Path(storage) / "runs").glob(f"{run_id}*"))
-    if len(found) != 1:
-        raise KnowrlError(
-            f"{'no' if not found else 'more than one'} run matches '{run_id}' under {storage}/runs",
-            hint="`knowrl status --storage DIR` lists the runs",
-        )
-    return found[0]
-
-
 @logs_app.command("logs")
 def logs(
     run_id: Annotated[str, typer.Argument(help="Run id (or a prefix).")],
@@ -36,11 +26,13 @@ def logs(
     """Print a run's job logs (what each job wrote while it ran)."""
     import time
 
-    run = _run_dir(run_id, storage)
+    from knowrl._rundir import find_run
+
+    run = find_run(run_id, storage)
     files = [run / job / "job.log"] if job else sorted(run.glob("*/job.log"))
     if not files or not all(f.exists() for f in files):
         raise KnowrlError(f"no log for {job or 'any job'} in {run}", hint="jobs write job.log once they start")
-    from knowrl.runtime._layout import job_status
+    from knowrl._rundir import job_status
     from knowrl.runtime._locks import driver_gone
 
     offsets = {}
@@ -67,12 +59,10 @@ def cancel(
 
     A local run is asked with SIGINT, then SIGTERM, then SIGKILL, each after `--grace` seconds, and the
     command returns once the run has stopped."""
-    from knowrl.plan._plan import Plan
-    from knowrl.runtime._layout import job_status, now, read_json, write_status
+    from knowrl._rundir import find_run, read_json
 
-    run = _run_dir(run_id, storage)
+    run = find_run(run_id, storage)
     manifest = read_json(run / "manifest.json")
-    jobs = Plan.from_dict(manifest["plan"]).jobs
     if manifest.get("ray_address"):
         from knowrl.runtime._cluster import cancel_run
 
@@ -82,13 +72,9 @@ def cancel(
             "until `knowrl run` resumes it (finished jobs are kept)"
         )
         return
-    from knowrl.runtime._locks import stop_driver
+    from knowrl.runtime._locks import cancel_local
 
-    how = stop_driver(run, grace)
-    for job in jobs:  # a driver killed outright could not write its jobs' state
-        if job_status(run, job.id)["status"] == "running":
-            write_status(run, job, "cancelled", finished_at=now(), error=f"cancelled (`knowrl cancel`, {how})")
-    cancelled = [j.id for j in jobs if job_status(run, j.id)["status"] == "cancelled"]
+    how, cancelled = cancel_local(run, grace)
     typer.echo(
         f"stopped the `knowrl run` driving {run.name} ({how}); cancelled: {', '.join(cancelled) or 'no job'}; "
         "finished jobs are kept and `knowrl run` resumes it"
@@ -134,7 +120,7 @@ def run(
     inputs is a new run, and says so."""
     from rich.console import Console
 
-    from knowrl._cli_plan import load
+    from knowrl.cli._common import load
 
     s, profile = load(spec, overrides, smoke)
     console = Console()
@@ -150,7 +136,8 @@ def run(
     p = plan(s)
     _say_changed_inputs(s, p, console, refuse=same_inputs)
     if dry_run:
-        from knowrl._cli_plan import compiled_dir, print_plan, write_compiled
+        from knowrl.backends._compile import compiled_dir, write_compiled
+        from knowrl.cli._common import print_plan
 
         print_plan(p, s)
         out = compiled_dir(s, p)
@@ -158,8 +145,8 @@ def run(
         console.print(f"compiled inputs in {out}/ (nothing submitted)")
         return
     if address:
+        from knowrl._rundir import git_state
         from knowrl.runtime._cluster import submit_run
-        from knowrl.runtime._layout import git_state
 
         _, dirty = git_state()
         if dirty and not allow_dirty:
@@ -178,7 +165,7 @@ def run(
     registry = s.registry.path
     evaluated = any(j.kind == "eval" and statuses.get(j.id) == "succeeded" for j in p.jobs)
     if evaluated and Path(registry).exists():
-        from knowrl._cli_compare import compare
+        from knowrl.cli.compare import compare
 
         for effects in (False, True):
             compare(
@@ -224,8 +211,8 @@ def status(
 ) -> None:
     """Every planned job of each run and its state, from the run directories (a damaged one is named, not fatal)."""
     from knowrl._errors import KnowrlError as Error
+    from knowrl._rundir import job_status, read_json
     from knowrl.plan._plan import Plan
-    from knowrl.runtime._layout import job_status, read_json
     from knowrl.runtime._locks import lock_holder
 
     runs = sorted(r for r in (Path(storage) / "runs").glob(f"{run_id or ''}*") if r.is_dir())

@@ -1,4 +1,4 @@
-"""`knowrl eval` and `knowrl model tiny`."""
+"""`knowrl eval` and `knowrl model tiny | fetch`: a model evaluated on a suite; the models it runs on."""
 
 from __future__ import annotations
 

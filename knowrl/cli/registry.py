@@ -1,21 +1,16 @@
-"""`knowrl ingest | query | runs | show-run | registry | ui | plot` (`compare` is in `_cli_compare`)."""
+"""`knowrl ingest | query | runs | show-run | registry | ui | plot`: the registry read and filled (`compare` has a
+module of its own)."""
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from knowrl._errors import KnowrlError, UsageError
-
-DEFAULT_REGISTRY = ".knowrl/registry.duckdb"
-
-RegistryOpt = Annotated[str, typer.Option("--registry", help="The DuckDB registry file.")]
-FormatOpt = Annotated[str, typer.Option("--format", help="table, csv, json or markdown.")]
+from knowrl._errors import KnowrlError
+from knowrl.cli._common import DEFAULT_REGISTRY, FormatOpt, RegistryOpt, emit, fmt_number
 
 ingest_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 query_app = typer.Typer(add_completion=False, rich_markup_mode=None)
@@ -24,33 +19,6 @@ show_run_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 ui_app = typer.Typer(add_completion=False, rich_markup_mode=None)
 registry_app = typer.Typer(help="Registry maintenance.", no_args_is_help=True, rich_markup_mode=None)
 plot_app = typer.Typer(help="Plots as PNG files.", no_args_is_help=True, rich_markup_mode=None)
-
-
-def emit(header: list[str], rows: list[list], fmt: str, title: str = "") -> None:
-    """Print rows as a rich table, CSV, JSON or Markdown."""
-    if fmt == "json":
-        typer.echo(json.dumps([dict(zip(header, r, strict=True)) for r in rows], indent=2, default=str))
-    elif fmt == "csv":
-        buf = io.StringIO()
-        w = csv.writer(buf)
-        w.writerow(header)
-        w.writerows(rows)
-        typer.echo(buf.getvalue(), nl=False)
-    elif fmt == "markdown":
-        typer.echo("| " + " | ".join(header) + " |")
-        typer.echo("|" + "---|" * len(header))
-        for r in rows:
-            typer.echo("| " + " | ".join("" if v is None else str(v) for v in r) + " |")
-    elif fmt == "table":
-        from rich.console import Console
-        from rich.table import Table
-
-        t = Table(*header, title=title or None)
-        for r in rows:
-            t.add_row(*("" if v is None else str(v) for v in r))
-        Console(width=max(120, 14 * len(header))).print(t)
-    else:
-        raise UsageError(f"unknown format '{fmt}'", hint="use table, csv, json or markdown")
 
 
 @ingest_app.command("ingest")
@@ -117,10 +85,6 @@ def query(
             raise KnowrlError(f"query failed: {msg}") from None
         header = [d[0] for d in cur.description] if cur.description else []
         emit(header, cur.fetchall(), fmt)
-
-
-def fmt_number(v) -> str:
-    return "" if v is None else f"{v:.2f}"
 
 
 @runs_app.command("runs")
