@@ -213,3 +213,48 @@ def test_a_sharded_selection_leaves_every_gpu_to_its_shards():
     )
     (select,) = [j for j in plan(single).jobs if j.kind == "kp_select"]
     assert driver_gpus(select, single) == 1  # one replica runs in the job's own process
+
+
+def _cancelled_run(tmp_path):
+    from knowrl._rundir import write_manifest, write_status
+
+    spec = load_spec(EXPERIMENTS / "quickstart-tiny.yaml", [f"resources.storage={tmp_path}"])
+    p = plan(spec)
+    run = tmp_path / "runs" / p.run_id
+    write_manifest(run, spec, p)
+    job = next(j for j in p.jobs if j.kind == "eval")
+    write_status(run, job, "cancelled", active=False, error="cancelled (`knowrl cancel`)")  # what cancel_run wrote
+    return run, job
+
+
+def test_a_job_starting_as_its_run_is_cancelled_stays_cancelled(tmp_path, monkeypatch):
+    """`knowrl cancel` wrote "cancelled" while Ray was starting the job: the job's own "running" came after it and
+    nothing corrected it (the run read "running" but not active, forever). The job sees the mark and stops."""
+    from knowrl._rundir import job_status
+    from knowrl.runtime import _jobs, job_main
+    from knowrl.runtime._retry import CANCELLED
+
+    run, job = _cancelled_run(tmp_path)
+    (run / CANCELLED).write_text("{}")
+    ran = []
+    monkeypatch.setattr(_jobs, "execute", lambda *a: ran.append(a))
+    assert job_main.main([str(run), job.id]) == 1 and not ran
+    assert job_status(run, job.id)["status"] == "cancelled"
+
+
+def test_a_job_stopped_by_a_cancel_is_cancelled_not_failed(tmp_path, monkeypatch):
+    """Ray's stop interrupts the job mid-work; what it raises on the way out is the cancel, not a retryable failure."""
+    from knowrl._rundir import job_status
+    from knowrl.runtime import _jobs, job_main
+    from knowrl.runtime._retry import CANCELLED
+
+    run, job = _cancelled_run(tmp_path)
+
+    def stopped(*args):
+        (run / CANCELLED).write_text("{}")
+        raise RuntimeError("interrupted by SIGTERM")
+
+    monkeypatch.setattr(_jobs, "execute", stopped)
+    assert job_main.main([str(run), job.id]) == 1
+    st = job_status(run, job.id)
+    assert st["status"] == "cancelled" and st["active"] is False
