@@ -26,14 +26,17 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
 	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[$(EXTRAS)]" --config-settings editable_mode=compat
 	touch $@
 
-# The rehearsal's three backend environments build in the background (mostly downloads) while the suites run.
-test: setup
+# The rehearsal's three backend environments build in the background (mostly downloads) while the suites run;
+# a failing suite or Ctrl-C stops the build, a failed build fails the target. The rehearsals run one at a time.
+test: setup | $(NEMO_RL_SRC) $(VERL_FORK_SRC) $(VERL_RECIPE_SRC)
 	@mkdir -p $(REHEARSAL)
 	@echo "rehearsal environments: building in the background (log: $(REHEARSAL)/build.log)"
-	@$(MAKE) --no-print-directory -j3 rehearsal-envs > $(REHEARSAL)/build.log 2>&1 & builder=$$!; \
+	@setsid $(MAKE) --no-print-directory -j3 rehearsal-envs > $(REHEARSAL)/build.log 2>&1 & builder=$$!; \
+	trap 'kill -- -$$builder 2>/dev/null; exit 130' INT TERM; \
 	$(MAKE) --no-print-directory contract vllm-test wheel-check && $(BIN)/python -m pytest; tests=$$?; \
+	if [ $$tests -ne 0 ]; then kill -- -$$builder 2>/dev/null; exit $$tests; fi; \
 	wait $$builder || { tail -n 80 $(REHEARSAL)/build.log; echo "rehearsal environments: build failed" >&2; exit 1; }; \
-	[ $$tests -eq 0 ] && $(MAKE) --no-print-directory rehearsal
+	$(MAKE) --no-print-directory -j1 rehearsal
 
 # The wheel, installed with its core dependencies alone, runs validate, plan, the registry and compare outside the checkout.
 wheel-check:

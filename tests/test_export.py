@@ -27,6 +27,9 @@ def test_a_local_runs_checkpoint_is_copied(tmp_path):
     r = run_cli("export", p.run_id[:8], "--out", str(out), "--storage", str(tmp_path / "store"))
     assert r.returncode == 0, r.stderr
     assert (out / "config.json").read_text() == "{}" and r.stdout.startswith("copied ")
+    elsewhere = tmp_path / "not-yet"
+    dry = run_cli("export", p.run_id[:8], "--out", str(elsewhere), "--storage", str(tmp_path / "store"), "--dry-run")
+    assert dry.returncode == 0 and dry.stdout.startswith("cp -r ") and not elsewhere.exists()  # printed, not copied
 
 
 def test_a_verl_checkpoint_is_merged_by_verls_own_command(tmp_path):

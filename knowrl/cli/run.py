@@ -210,20 +210,22 @@ def status(
     storage: Annotated[str, typer.Option(help="Storage root.")] = ".knowrl",
 ) -> None:
     """Every planned job of each run and its state, from the run directories (a damaged one is named, not fatal)."""
-    from knowrl._errors import KnowrlError as Error
     from knowrl._rundir import job_status, read_json
     from knowrl.plan._plan import Plan
     from knowrl.runtime._locks import lock_holder
 
     runs = sorted(r for r in (Path(storage) / "runs").glob(f"{run_id or ''}*") if r.is_dir())
     if not runs:
-        raise KnowrlError(f"no run {run_id or ''} under {storage}/runs")
+        raise KnowrlError(
+            f"no run {run_id or ''} under {storage}/runs",
+            hint="`knowrl status --storage DIR` lists the runs there" if run_id else "start one with `knowrl run SPEC`",
+        )
     for run in runs:
         m, planned, trouble = None, [], ""
         try:
             m = read_json(run / "manifest.json") if (run / "manifest.json").exists() else None
             planned = [j.id for j in Plan.from_dict(m["plan"]).jobs] if m else []
-        except (Error, KeyError, TypeError) as e:  # one damaged run never hides the others
+        except (KnowrlError, KeyError, TypeError) as e:  # one damaged run never hides the others
             m, trouble = None, f"  ({getattr(e, 'message', f'manifest.json lacks {e}')})"
         found = sorted(f.parent.name for f in run.glob("*/status.json"))
         if m is None and not trouble and not found:
@@ -237,7 +239,7 @@ def status(
                 follow(run, detach=True, say=typer.echo)
             except RunLocked:  # an attached `knowrl run` follows it: show what the files say
                 trouble = f"  (followed by `knowrl run`, pid {lock_holder(run)})"
-            except Error as e:  # an unreachable cluster hides no other run either
+            except KnowrlError as e:  # an unreachable cluster hides no other run either
                 trouble = f"  (not reconciled with Ray: {e.message})"
         local = m is not None and not m.get("ray_address")
         driven = local and lock_holder(run) is not None  # the manifest is read already: no driver_gone

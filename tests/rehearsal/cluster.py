@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
 import signal
 import socket
 import subprocess
@@ -144,6 +145,7 @@ class Cluster:
                 os.killpg(node.pid, signal.SIGKILL)
                 node.wait()
         self.nodes.clear()
+        shutil.rmtree(self.temp, ignore_errors=True)
 
     def __enter__(self) -> Cluster:
         return self if self.nodes else self.start()  # `with started(...)` enters a cluster already up

@@ -11,7 +11,7 @@ embedding of its token; an untied `lm_head` then maps each token of the script t
 other token to the script's first (a constant channel in the embeddings acts as the bias Qwen2 has not).
 The tokenizer is the tiny model's, written with a class both transformers 4.51 (the fork's pin) and 5 read.
 
-    python tests/rehearsal/verl/scripted_model.py TINY OUT
+    python tests/rehearsal/scripted_model.py TINY OUT
 """
 
 from __future__ import annotations

@@ -227,7 +227,7 @@ def test_a_cancelled_run_stays_cancelled(cluster, model, tmp_path):
     work.mkdir()
     args = ["run", str(ROOT / "experiments/css_main.yaml"), "--smoke", "--address", cluster.address, "--allow-dirty"]
     args += [*overrides(shared, model, rehearsal_data.write(shared / "data")), "seed=7"]
-    r = knowrl(*args, "--detach", cwd=work)
+    knowrl(*args, "--detach", cwd=work)  # exit 0 asserted
     run = next((shared / "storage/runs").iterdir())
     storage = str(shared / "storage")
     wait_for("a job to run", lambda: any(s.get("active") for s in statuses(run).values()))
@@ -240,4 +240,3 @@ def test_a_cancelled_run_stays_cancelled(cluster, model, tmp_path):
     assert not any(v.get("active") for v in st.values())
     assert "cancelled" in {v["status"] for v in st.values()}
     assert all(v.get("attempts", 0) <= 1 for v in st.values()), st
-    assert r.returncode == 0
