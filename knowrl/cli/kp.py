@@ -46,11 +46,12 @@ def select(
     from knowrl.data import load_problems
     from knowrl.grading import Grader
     from knowrl.kp import make_scorer, select_dataset, strategy_spec
+    from knowrl.kp._select import SCORED
 
     hints = strategy_spec(strategy, **key_values(param, "--param", "delta=0.1"))
     problems = load_problems(data, limit=limit).problems
     gen = None
-    if strategy in ("max_score", "s_loo", "t_loo", "cbrs", "css"):
+    if strategy in SCORED:
         if not model:
             raise UsageError(f"strategy {strategy} scores KP subsets with rollouts and needs --model")
         from knowrl.generation import make_generator
