@@ -216,14 +216,15 @@ def test_a_sharded_selection_leaves_every_gpu_to_its_shards():
 
 
 def _cancelled_run(tmp_path):
-    from knowrl._rundir import write_manifest, write_status
+    from knowrl._rundir import write_manifest
+    from knowrl.runtime._retry import mark_cancelled
 
     spec = load_spec(EXPERIMENTS / "quickstart-tiny.yaml", [f"resources.storage={tmp_path}"])
     p = plan(spec)
     run = tmp_path / "runs" / p.run_id
     write_manifest(run, spec, p)
     job = next(j for j in p.jobs if j.kind == "eval")
-    write_status(run, job, "cancelled", active=False, error="cancelled (`knowrl cancel`)")  # what cancel_run wrote
+    mark_cancelled(run, job)  # what cancel_run wrote
     return run, job
 
 

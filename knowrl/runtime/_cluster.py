@@ -16,7 +16,7 @@ from pathlib import Path
 from knowrl._errors import KnowrlError
 from knowrl._rundir import job_status, now, read_json, run_path, write_json, write_manifest, write_status
 from knowrl.runtime._locks import lock_run
-from knowrl.runtime._retry import CANCELLED, attempts_left, record_failure, renew_budgets, startable
+from knowrl.runtime._retry import CANCELLED, attempts_left, mark_cancelled, record_failure, renew_budgets, startable
 
 ACTIVE = ("PENDING", "RUNNING")
 
@@ -292,7 +292,7 @@ def cancel_run(run: Path, address: str) -> list[str]:
         st = job_status(run, job.id)
         if st.get("active"):
             call(lambda sid=st["submission_id"]: c.stop_job(sid), f"stopping {st['submission_id']}")
-            write_status(run, job, "cancelled", active=False, finished_at=now(), error="cancelled (`knowrl cancel`)")
+            mark_cancelled(run, job)
             stopped.append(f"{job.id} ({st['submission_id']})")
     return stopped
 

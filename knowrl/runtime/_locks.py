@@ -120,12 +120,13 @@ def stop_driver(run: Path, grace_s: float = 30.0) -> str:
 def cancel_local(run: Path, grace_s: float = 30.0) -> tuple[str, list[str]]:
     """Stop a local run (`stop_driver`) and mark cancelled the jobs its driver left running: one killed outright
     could not write their state. Returns (what stopping took, the run's cancelled jobs); finished jobs are kept."""
-    from knowrl._rundir import job_status, now, write_status
+    from knowrl._rundir import job_status
     from knowrl.plan._plan import Plan
+    from knowrl.runtime._retry import mark_cancelled
 
     jobs = Plan.from_dict(read_json(run / "manifest.json")["plan"]).jobs
     how = stop_driver(run, grace_s)
     for job in jobs:
         if job_status(run, job.id)["status"] == "running":
-            write_status(run, job, "cancelled", finished_at=now(), error=f"cancelled (`knowrl cancel`, {how})")
+            mark_cancelled(run, job, how)
     return how, [j.id for j in jobs if job_status(run, j.id)["status"] == "cancelled"]

@@ -13,10 +13,16 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
-from knowrl._rundir import job_status, write_status
+from knowrl._rundir import job_status, now, write_status
 
 CANCELLED = "cancelled.json"
 """A run `knowrl cancel` stopped: nothing more is submitted for it until `knowrl run` resumes it."""
+
+
+def mark_cancelled(run: Path, job, how: str = "") -> None:
+    """The job's status as `knowrl cancel` leaves it: cancelled, not active, with what stopped it."""
+    detail = f", {how}" if how else ""
+    write_status(run, job, "cancelled", active=False, finished_at=now(), error=f"cancelled (`knowrl cancel`{detail})")
 
 
 def renew_budgets(run: Path, jobs) -> None:

@@ -18,20 +18,20 @@ def main(argv: list[str]) -> int:
     from knowrl._rundir import now, read_json, write_status
     from knowrl.plan._plan import Plan
     from knowrl.runtime._jobs import execute
-    from knowrl.runtime._retry import CANCELLED
+    from knowrl.runtime._retry import CANCELLED, mark_cancelled
 
     run, job_id = Path(argv[0]), argv[1]
     manifest = read_json(run / "manifest.json")
     job = Plan.from_dict(manifest["plan"]).job(job_id)
     write_status(run, job, "running", started_at=now(), error=None, retryable=None)
     if (run / CANCELLED).exists():  # `knowrl cancel` wrote its "cancelled" before this job's "running" landed
-        write_status(run, job, "cancelled", active=False, finished_at=now(), error="cancelled (`knowrl cancel`)")
+        mark_cancelled(run, job)
         return 1
     try:
         summary = execute(dataclasses.asdict(job), manifest["spec"], str(run))
     except Exception as e:
         if (run / CANCELLED).exists():  # stopped by the cancel: what it raised on the way out is not a failure
-            write_status(run, job, "cancelled", active=False, finished_at=now(), error="cancelled (`knowrl cancel`)")
+            mark_cancelled(run, job)
             return 1
         write_status(
             run,
