@@ -3,7 +3,6 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -11,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from ray_ports import free_port, port_flags
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never wait on the Hub: revisions come from the local cache
 ROOT = Path(__file__).resolve().parent.parent
@@ -102,26 +102,6 @@ def think_tokenizer_model(tiny_model: str, out: Path, special: bool) -> Path:
     return out
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-RAY_NODE_PORTS = (
-    "dashboard-agent-listen",
-    "dashboard-agent-grpc",
-    "metrics-export",
-    "runtime-env-agent",
-    "node-manager",
-    "object-manager",
-    "ray-client-server",
-)
-"""Every port a Ray head binds besides its GCS and dashboard ports. Two heads on one machine fight over Ray's defaults
-(the dashboard agent's 52365 above all: a head whose agent cannot bind answers "No available agent"; the client
-server's 10001), so each gets free ones of its own."""
-
-
 @pytest.fixture(scope="module")
 def ray_head(request):
     """A real local Ray head of this environment's Ray, its Jobs API's address: its own temp dir and ports, stopped by
@@ -151,7 +131,7 @@ def ray_head(request):
             "--node-ip-address=127.0.0.1",
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={dash}",
-            *(f"--{name}-port={free_port()}" for name in RAY_NODE_PORTS),
+            *port_flags(),
             "--num-cpus=2",
             f"--num-gpus={getattr(request.module, 'RAY_HEAD_GPUS', 8)}",
             "--include-dashboard=true",

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import EXPERIMENTS, RAY_NODE_PORTS, run_cli
+from conftest import EXPERIMENTS, run_cli
+from ray_ports import RAY_NODE_PORTS
 
 
 def test_the_ray_head_sets_every_port_ray_start_has():

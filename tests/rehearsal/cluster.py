@@ -15,24 +15,14 @@ import os
 import shlex
 import shutil
 import signal
-import socket
 import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def own_ports() -> list[str]:
-    """Every other port a node binds, free ones: two nodes on one machine cannot share the defaults (the dashboard
-    agent's 52365 above all: a node whose agent cannot bind leaves the Jobs API saying "No available agent")."""
-    names = ("dashboard-agent-listen", "dashboard-agent-grpc", "metrics-export", "runtime-env-agent", "node-manager")
-    return [f"--{name}-port={free_port()}" for name in names] + [f"--object-manager-port={free_port()}"]
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, also for the backends' rehearsal scripts
+from ray_ports import free_port, port_flags  # noqa: E402
 
 
 def node_environ(env: Path, node_env: Path | None) -> dict[str, str]:
@@ -83,7 +73,7 @@ class Cluster:
     def _start(self, name: str, *args: str) -> None:
         log = (self.log_dir / f"ray-{name}.log").open("w")  # noqa: SIM115  (open for the node's life)
         cmd = [str(self.env / "bin/python"), "-c", PATIENT_RAY, "start", "--block", "--node-ip-address=127.0.0.1"]
-        cmd += [*args, *own_ports()]
+        cmd += [*args, *port_flags(head="--head" in args)]
         cmd += [f"--num-cpus={self.cpus}", f"--num-gpus={self.gpus}"]
         self.nodes.append(
             subprocess.Popen(cmd, env=self.environ, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
@@ -98,7 +88,6 @@ class Cluster:
             "--dashboard-host=127.0.0.1",
             f"--dashboard-port={self.dashboard}",
             "--include-dashboard=true",
-            f"--ray-client-server-port={free_port()}",
             f"--temp-dir={self.temp}",
         )
         self._wait(lambda c: c.submit_job(entrypoint="true") is not None, timeout_s, "the head's job agent")

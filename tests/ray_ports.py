@@ -1,0 +1,32 @@
+"""Free ports for every port a Ray node binds, for the test suite's head and the rehearsal's two-node cluster.
+
+Two nodes on one machine fight over Ray's defaults (the dashboard agent's
+52365 above all: a node whose agent cannot bind answers "No available agent";
+the client server's 10001), so each node gets free ones of its own.
+"""
+
+from __future__ import annotations
+
+import socket
+
+RAY_NODE_PORTS = (
+    "dashboard-agent-listen",
+    "dashboard-agent-grpc",
+    "metrics-export",
+    "runtime-env-agent",
+    "node-manager",
+    "object-manager",
+    "ray-client-server",
+)
+"""Every port a Ray head binds besides its GCS and dashboard ports (the client server's on the head only)."""
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_flags(head: bool = True) -> list[str]:
+    """`ray start` flags giving each of the node's ports a free one."""
+    return [f"--{name}-port={free_port()}" for name in RAY_NODE_PORTS if head or name != "ray-client-server"]
