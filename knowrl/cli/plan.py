@@ -104,7 +104,7 @@ def sweep_command(
 ) -> None:
     """Expand a sweep into concrete specs (validated, hashed, deduplicated) and list them, or run them."""
     from knowrl.plan import expand, plan
-    from knowrl.runtime._sweep import registry_status
+    from knowrl.registry import statuses_by_spec
     from knowrl.spec import load_data, load_spec
 
     s = load_spec(spec, overrides or [])
@@ -112,7 +112,7 @@ def sweep_command(
         raise UsageError(f"{spec} declares no sweep", hint="add a `sweep:` section with grid, zip or random axes")
     data, _ = load_data(spec, overrides or [])
     points = expand(s, data)
-    known = registry_status(s.registry.path)
+    known = statuses_by_spec(s.registry.path)
     rows = []
     for pt in points:
         row = {

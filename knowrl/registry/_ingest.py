@@ -16,7 +16,7 @@ from pathlib import Path
 
 from knowrl._errors import KnowrlError
 from knowrl._rundir import job_status, read_json
-from knowrl.registry._db import WriteSession, writer
+from knowrl.registry._db import WriteSession, reader, writer
 
 TABLES_BY_JOB = ("metrics", "eval_samples", "eval_scores", "kp_selections")
 
@@ -28,6 +28,14 @@ class IngestReport:
     rows: dict[str, int] = field(default_factory=dict)
     handovers: int = 0
     """How often the ingest gave the file up, between two jobs, to a reader or writer that was waiting."""
+
+
+def statuses_by_spec(path: str | Path) -> dict[str, str]:
+    """spec hash -> the run's status, from the registry when one exists (else every sweep point is new)."""
+    if not Path(path).exists():
+        return {}
+    with reader(path) as con:
+        return dict(con.execute("SELECT spec_hash, status FROM runs").fetchall())
 
 
 def run_status(statuses: list[str]) -> str:

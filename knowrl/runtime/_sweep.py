@@ -13,16 +13,6 @@ from pathlib import Path
 from knowrl._errors import UsageError
 
 
-def registry_status(path: str) -> dict[str, str]:
-    """spec hash -> run status, from the registry when one exists (else every point is new)."""
-    if not Path(path).exists():
-        return {}
-    from knowrl.registry import reader
-
-    with reader(path) as con:
-        return dict(con.execute("SELECT spec_hash, status FROM runs").fetchall())
-
-
 def run_sweep(s, points, force: bool, max_parallel: int = 1, console=None) -> int:
     """Record the sweep's definition, refuse a changed one unless forced, then run the points not yet done.
 
