@@ -134,48 +134,56 @@ def _concurrency(hints, scorer: RolloutScorer | None) -> int:
 
 
 def _select_concurrently(problems: list[Problem], hints, scorer: RolloutScorer, concurrency: int, record) -> None:
-    from concurrent.futures import ThreadPoolExecutor
+    """`concurrency` threads, each taking the next problem as it finishes one, share a `BatchingGenerator`.
+
+    A thread takes its next problem itself rather than leaving and being replaced: the broker's
+    membership stays whole until the problems run out, so no round goes on without a thread that is
+    merely between problems (on a loaded machine that made merged calls twice as many). The records
+    are still written by this thread alone, in the order problems finish.
+    """
+    import queue
+    import threading
 
     from knowrl._errors import KnowrlError
     from knowrl.generation._batching import BatchingGenerator
 
     inner = scorer.generator
     broker = scorer.generator = BatchingGenerator(inner)
+    todo, take = iter(problems), threading.Lock()
+    finished: queue.SimpleQueue = queue.SimpleQueue()
 
-    def one(problem: Problem) -> Selection:
+    def lane() -> None:
         try:
-            return select_kps(problem, hints, scorer)
+            while True:
+                with take:
+                    problem = next(todo, None)
+                if problem is None:
+                    return
+                finished.put((problem, select_kps(problem, hints, scorer), None))
+        except BaseException as e:  # the engine's error or the broker's stop: this thread's last word
+            finished.put((None, None, e))
         finally:
             broker.leave()
 
+    lanes = min(concurrency, len(problems))
+    for _ in range(lanes):  # every member counted before any thread starts: a first call waits for all
+        broker.enter()
+    threads = [threading.Thread(target=lane, name=f"kp-select-{i}", daemon=True) for i in range(lanes)]
     try:
-        with ThreadPoolExecutor(concurrency, thread_name_prefix="kp-select") as pool:
-            try:
-                _drive(pool, problems, one, broker, concurrency, record)
-            except BaseException as e:  # an error or Ctrl-C: the other threads stop at their next call
-                broker.stop(KnowrlError(f"selection stopped: {type(e).__name__}: {e}"))
-                raise
+        for t in threads:
+            t.start()
+        for _ in problems:
+            problem, selection, error = finished.get()
+            if error is not None:
+                raise error
+            record(problem, selection)
+    except BaseException as e:  # an error or Ctrl-C: the other threads stop at their next call
+        broker.stop(KnowrlError(f"selection stopped: {type(e).__name__}: {e}"))
+        raise
     finally:
+        for t in threads:
+            t.join()
         scorer.generator = inner
-
-
-def _drive(pool, problems: list[Problem], one, broker, concurrency: int, record) -> None:
-    """At most `concurrency` problems in flight (so an error stops the run early); one writer, this thread."""
-    from concurrent.futures import FIRST_COMPLETED, wait
-    from itertools import islice
-
-    queue, running = iter(problems), {}
-    while True:
-        starting = list(islice(queue, concurrency - len(running)))
-        for _ in starting:  # every one before any thread starts: a first call waits for all of them
-            broker.enter()
-        for problem in starting:
-            running[pool.submit(one, problem)] = problem
-        if not running:
-            return
-        done, _ = wait(running, return_when=FIRST_COMPLETED)
-        for future in done:
-            record(running.pop(future), future.result())
 
 
 def make_selector(
