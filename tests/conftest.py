@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from ray_ports import free_port, port_flags
+from ray_node import free_port, port_flags, stop_node
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # tests never wait on the Hub: revisions come from the local cache
 ROOT = Path(__file__).resolve().parent.parent
@@ -160,11 +160,6 @@ def ray_head(request):
                 pytest.fail(f"the local Ray head did not come up: {str(e)[:300]}\n{Path(log.name).read_text()[-3000:]}")
             time.sleep(1)
     yield address
-    os.killpg(head.pid, signal.SIGTERM)  # our own head only, by its process group
-    try:
-        head.wait(30)
-    except subprocess.TimeoutExpired:
-        os.killpg(head.pid, signal.SIGKILL)
-        head.wait()
+    stop_node(head)
     log.close()
     shutil.rmtree(temp, ignore_errors=True)

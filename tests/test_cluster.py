@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from conftest import EXPERIMENTS, run_cli
-from ray_ports import RAY_NODE_PORTS
+from ray_node import RAY_NODE_PORTS
 
 
 def test_the_ray_head_sets_every_port_ray_start_has():

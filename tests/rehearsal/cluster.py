@@ -14,7 +14,6 @@ from __future__ import annotations
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests/, also for the backends' rehearsal scripts
-from ray_ports import free_port, port_flags  # noqa: E402
+from ray_node import free_port, port_flags, stop_node  # noqa: E402
 
 
 def node_environ(env: Path, node_env: Path | None) -> dict[str, str]:
@@ -123,16 +122,9 @@ class Cluster:
             time.sleep(1)
 
     def stop(self) -> None:
-        """SIGTERM then SIGKILL to our own nodes' process groups, worker first; nobody else's Ray is touched."""
+        """Our own nodes, the worker first (it drains through the head's GCS); nobody else's Ray is touched."""
         for node in reversed(self.nodes):
-            if node.poll() is None:
-                os.killpg(node.pid, signal.SIGTERM)
-        for node in reversed(self.nodes):
-            try:
-                node.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(node.pid, signal.SIGKILL)
-                node.wait()
+            stop_node(node)
         self.nodes.clear()
         shutil.rmtree(self.temp, ignore_errors=True)
 

@@ -1,4 +1,4 @@
-"""Free ports for every port a Ray node binds, for the test suite's head and the rehearsal's two-node cluster.
+"""A Ray node of our own, for the test suite's head and the rehearsal's two-node cluster: its ports and its stop.
 
 Two nodes on one machine fight over Ray's defaults (the dashboard agent's
 52365 above all: a node whose agent cannot bind answers "No available agent";
@@ -7,7 +7,11 @@ the client server's 10001), so each node gets free ones of its own.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import socket
+import subprocess
 
 RAY_NODE_PORTS = (
     "dashboard-agent-listen",
@@ -30,3 +34,18 @@ def free_port() -> int:
 def port_flags(head: bool = True) -> list[str]:
     """`ray start` flags giving each of the node's ports a free one."""
     return [f"--{name}-port={free_port()}" for name in RAY_NODE_PORTS if head or name != "ray-client-server"]
+
+
+def stop_node(node: subprocess.Popen, grace_s: float = 60) -> None:
+    """Stop a `ray start --block` started in a session of its own, and whatever its process group still holds.
+
+    SIGTERM goes to `ray start` alone: it drains the node through the GCS and stops its processes in a few
+    seconds. Sent to the whole group, it also stopped the GCS under the drain, which then waited out its
+    30 s timeout. Nobody else's Ray is touched (never `ray stop`)."""
+    if node.poll() is None:
+        node.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            node.wait(grace_s)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(node.pid, signal.SIGKILL)
+    node.wait()
