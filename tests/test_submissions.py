@@ -165,6 +165,12 @@ def test_a_compiled_launch_sh_runs(tmp_path, tiny_model):
         str(out),
     )
     assert r.returncode == 0, r.stderr
+    # knowrl's code on launch.sh's PYTHONPATH is a copy of the package alone, never the folder an install put it in
+    # (from a wheel, that was site-packages: every package of the submitting Python, in the backend's)
+    (line,) = [x for x in (out / "launch.sh").read_text().splitlines() if x.startswith("export PYTHONPATH=")]
+    assert line.split("=", 1)[1].split("$", 1)[0] == str(out / "py_modules")
+    assert [p.name for p in (out / "py_modules").iterdir()] == ["knowrl"]
+    assert (out / "py_modules/knowrl/runtime/job_main.py").exists()
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
     done = subprocess.run(["bash", str(out / "launch.sh")], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 from pathlib import Path
 
 from knowrl._errors import UsageError
 
-KNOWRL_ROOT = Path(__file__).resolve().parents[2]
-"""The folder holding this checkout's `knowrl` package: launch.sh puts it on PYTHONPATH."""
+KNOWRL_PACKAGE = Path(__file__).resolve().parents[1]
+"""The running `knowrl` package: what the submissions' `py_modules` ship, and what a compiled folder copies."""
 
 
 def topological(jobs) -> list:
@@ -31,6 +32,15 @@ def topological(jobs) -> list:
             done.add(j.id)
             pending.remove(j)
     return order
+
+
+def _copy_package(modules: Path) -> Path:
+    """`modules/knowrl`: this knowrl's code alone, replaced whole. Naming the package's own parent instead put a
+    wheel install's whole site-packages on the backend's PYTHONPATH, another Python's packages included."""
+    if modules.exists():
+        shutil.rmtree(modules)
+    shutil.copytree(KNOWRL_PACKAGE, modules / "knowrl", ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return modules
 
 
 def compiled_dir(spec, plan) -> Path:
@@ -60,13 +70,14 @@ def write_compiled(s, p, out: Path, run_dir: str | None = None, say=print) -> li
     written = []
     write_manifest(out, s, p)  # what `python -m knowrl.runtime.job_main RUN JOB` reads
     build_site(out / GRADING_SITE)  # every job grades with it, kp_select before the data job (grading/_site.py)
+    modules = _copy_package(out / "py_modules")
     lines = [
         "#!/usr/bin/env bash",
         f"# knowrl plan {p.run_id} for {s.name} ({p.backend} {s.resources.backend_version}); spec {p.spec_hash}",
         f"# Jobs in dependency order, reading and writing {run_dir}: the entrypoints of submit.json, with their",
-        "# runtime env's variables; knowrl's code (the submissions' py_modules) comes from PYTHONPATH here.",
+        "# runtime env's variables; knowrl's code (what the submissions' py_modules ship) is the copy beside this.",
         "set -euo pipefail",
-        f"export PYTHONPATH={shlex.quote(str(KNOWRL_ROOT))}${{PYTHONPATH:+:$PYTHONPATH}}",
+        f"export PYTHONPATH={shlex.quote(str(modules.absolute()))}${{PYTHONPATH:+:$PYTHONPATH}}",
         "",
     ]
     requests = []
