@@ -75,7 +75,15 @@ def test_a_killed_run_resumes_without_redoing_finished_jobs(tmp_path, tiny_model
     wait_until_session_ends(proc.pid)  # Ray's workers may outlive the driver a moment: none writes after this
     before = statuses(run)
     assert before["train-p1"]["status"] == "succeeded" and before["train-p2"]["status"] == "running"
-    saved = max((run / "checkpoints/trl").glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+    # The kill can land while the Trainer writes a checkpoint, which it completes with trainer_state.json last:
+    # the resume must take the newest one that has it, and never a torn one.
+    def whole(c: Path) -> bool:
+        try:
+            return bool(json.loads((c / "trainer_state.json").read_text()))
+        except (OSError, ValueError):
+            return False
+
+    saved = max(filter(whole, (run / "checkpoints/trl").glob("checkpoint-*")), key=lambda p: int(p.name.split("-")[1]))
     from knowrl.runtime._engine import run_spec
 
     result = run_spec(spec)
@@ -83,7 +91,7 @@ def test_a_killed_run_resumes_without_redoing_finished_jobs(tmp_path, tiny_model
     assert set(result.values()) == {"succeeded"}
     assert after["kp_select"]["attempts"] == before["kp_select"]["attempts"] == 1
     assert after["train-p1"]["attempts"] == 1 and after["train-p2"]["attempts"] == 2
-    assert after["train-p2"]["summary"]["resumed_from"] == str(saved)  # its last checkpoint when it was killed
+    assert after["train-p2"]["summary"]["resumed_from"] == str(saved)  # its last whole checkpoint when it was killed
 
 
 def test_two_runs_of_one_spec_do_not_both_run(tmp_path, tiny_model):
