@@ -101,6 +101,16 @@ def statuses(run: Path) -> dict[str, dict]:
     return {p.parent.name: json.loads(p.read_text()) for p in run.glob("*/status.json")}
 
 
+def took_s(st: dict) -> float | None:
+    """A job's last attempt, submitted to finished, in seconds (what the rehearsal's time goes to)."""
+    from datetime import datetime
+
+    try:
+        return (datetime.fromisoformat(st["finished_at"]) - datetime.fromisoformat(st["submitted_at"])).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
 def wait_for(what: str, ready, timeout_s: float = 900, driver: subprocess.Popen | None = None):
     deadline = time.monotonic() + timeout_s
     while not (found := ready()):
@@ -170,8 +180,12 @@ def test_the_main_job_end_to_end_with_a_retried_phase_and_a_killed_driver(cluste
         assert time.monotonic() < deadline, statuses(run)
         time.sleep(2)
     final = statuses(run)
-    for job_id, st in sorted(final.items()):
-        say(f"{job_id:28} {st['status']:10} attempts {st.get('attempts')}  Ray submission {st.get('submission_id')}")
+    for job_id, st in sorted(final.items(), key=lambda kv: kv[1].get("submitted_at") or ""):
+        took = took_s(st)
+        say(
+            f"{job_id:28} {st['status']:10} attempts {st.get('attempts')}  Ray submission {st.get('submission_id')}"
+            + (f"  last attempt {took:.0f} s" if took is not None else "")
+        )
     assert {k: v["status"] for k, v in final.items()} == {j["id"]: "succeeded" for j in plan["jobs"]}
     assert final["train-p1"]["attempts"] == 2 and final["train-p1"]["submission_id"].endswith("-train-p1-2")
     assert str(jobs_api.get_job_status(first)).endswith("STOPPED")
