@@ -26,14 +26,20 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
 	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[$(EXTRAS)]" --config-settings editable_mode=compat
 	touch $@
 
-# The rehearsal's three backend environments build in the background (mostly downloads) while the suites run;
-# a failing suite or Ctrl-C stops the build, a failed build fails the target. The rehearsals run one at a time.
+# The rehearsal's three backend environments build in the background (mostly downloads) while the suites'
+# environments build side by side and the suites run; a failing suite or Ctrl-C stops the background build, a failed
+# build fails the target. The rehearsals run one at a time.
+# The main suite in two processes, a module to each at a time (its Ray head and fixtures stay its own): most of
+# its tests wait on subprocesses and Ray, so two take 13 min where one took 19.
+SUITE_PAR ?= -n 2 --dist loadfile
+
 test: setup | $(NEMO_RL_SRC) $(VERL_FORK_SRC) $(VERL_RECIPE_SRC)
 	@mkdir -p $(REHEARSAL)
 	@echo "rehearsal environments: building in the background (log: $(REHEARSAL)/build.log)"
 	@setsid $(MAKE) --no-print-directory -j3 rehearsal-envs > $(REHEARSAL)/build.log 2>&1 & builder=$$!; \
 	trap 'kill -- -$$builder 2>/dev/null; exit 130' INT TERM; \
-	$(MAKE) --no-print-directory contract vllm-test wheel-check && $(BIN)/python -m pytest; tests=$$?; \
+	$(MAKE) --no-print-directory -j2 $(VERL)/.installed $(SMOL)/knowrl-source.json \
+		&& $(MAKE) --no-print-directory contract vllm-test wheel-check && $(BIN)/python -m pytest $(SUITE_PAR); tests=$$?; \
 	if [ $$tests -ne 0 ]; then kill -- -$$builder 2>/dev/null; exit $$tests; fi; \
 	wait $$builder || { tail -n 80 $(REHEARSAL)/build.log; echo "rehearsal environments: build failed" >&2; exit 1; }; \
 	$(MAKE) --no-print-directory -j1 rehearsal
