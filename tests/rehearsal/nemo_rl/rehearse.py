@@ -30,21 +30,22 @@ HERE = Path(__file__).resolve().parent
 KNOWRL = HERE.parents[2]
 sys.path[:0] = [str(HERE), str(HERE.parent)]
 
+import data as rehearsal_data  # noqa: E402
 from cluster import started  # noqa: E402
 from jobs import requests, run  # noqa: E402
+from scripted_model import build as build_scripted  # noqa: E402
 
 
-def overrides(work: Path, checkout: Path) -> list[str]:
+def overrides(work: Path, checkout: Path, files: dict[str, Path]) -> list[str]:
     """The shrinking profile: model, data, steps and eval; the backend, its release and everything else as css_main."""
-    data = work / "data"
     return [
         "resources.backend=nemo_rl",
         f"resources.backend_dir={checkout}",
         "resources.nodes=2",
         "resources.gpus_per_node=2",
         f"model.path={work / 'model'}",
-        f"data.train=[{{source: {data / 'train.jsonl'}, format: knowrl-annotations}}]",
-        f"data.validation=[{{source: {data / 'val.jsonl'}, format: plain, name: val}}]",
+        f"data.train=[{{source: {files['train']}, format: knowrl-train}}]",
+        f"data.validation=[{{source: {files['validation']}, format: knowrl-annotations, name: aime24}}]",
         "algorithm.prompts_per_step=2",
         "algorithm.generation_batch_size=4",
         "algorithm.samples_per_prompt=4",
@@ -56,7 +57,7 @@ def overrides(work: Path, checkout: Path) -> list[str]:
         "algorithm.save_every=1",
         "algorithm.validate_every=2",
         "eval.suite=null",
-        f"eval.benchmarks=[{{name: arith, source: {data / 'val.jsonl'}, format: plain, samples: 2}}]",
+        f"eval.benchmarks=[{{name: aime25, source: {files['eval']}, format: knowrl-annotations, samples: 2}}]",
         "eval.hint_modes=[none]",
         "eval.sampling.max_tokens=32",
         "eval.generator=transformers",
@@ -75,7 +76,7 @@ LOADS = """
 import sys, transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 m, tok = AutoModelForCausalLM.from_pretrained(sys.argv[1]), AutoTokenizer.from_pretrained(sys.argv[1])
-ids = tok.apply_chat_template([{"role": "user", "content": "What is 3-1?"}], add_generation_prompt=True,
+ids = tok.apply_chat_template([{"role": "user", "content": "What is 2 + 3?"}], add_generation_prompt=True,
                               return_tensors="pt", return_dict=True)
 out = m.generate(**ids, max_new_tokens=16, do_sample=False, pad_token_id=tok.pad_token_id)
 print(f"transformers {transformers.__version__}: {type(m).__name__} answers",
@@ -90,11 +91,13 @@ def main(root: Path, work: Path, knowrl_run: bool = False) -> None:
     checkout, run_dir = rehearsal / "checkout", work / "run"
     report: dict = {"jobs": {}, "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     t0 = time.monotonic()
-    say("fixtures: the rehearsal data and the primed tiny model")
-    sh([sys.executable, str(HERE / "fixtures.py"), str(work)])
+    say("inputs: the rehearsal's data and scripted tiny model (../data.py, ../scripted_model.py)")
+    files = rehearsal_data.write(work / "data")
+    sh([sys.executable, "-m", "knowrl.cli", "model", "tiny", "--out", str(work / "tiny")])
+    build_scripted(work / "tiny", work / "model")
     say("knowrl compile experiments/css_main.yaml with the shrinking overrides (from the work folder)")
     sh([sys.executable, "-m", "knowrl.cli", "compile", str(KNOWRL / "experiments" / "css_main.yaml"),
-        *overrides(work, checkout), "--out", str(run_dir)], cwd=work)  # fmt: skip
+        *overrides(work, checkout, files), "--out", str(run_dir)], cwd=work)  # fmt: skip
     reqs = requests(run_dir)
     attempt = f"r{int(time.time())}"
     with started(venv, work / "ray-logs", node_env=rehearsal / "node.env") as cluster:
@@ -117,8 +120,8 @@ def main(root: Path, work: Path, knowrl_run: bool = False) -> None:
             say("knowrl run experiments/css_main.yaml OVERRIDES --address (the whole plan, as a user runs it)")
             start = time.monotonic()
             cmd = [sys.executable, "-m", "knowrl.cli", "run", str(KNOWRL / "experiments" / "css_main.yaml"),
-                   *overrides(work, checkout), f"resources.storage={work / 'storage'}", "--address", cluster.address,
-                   "--allow-dirty"]  # fmt: skip
+                   *overrides(work, checkout, files), f"resources.storage={work / 'storage'}",
+                   "--address", cluster.address, "--allow-dirty"]  # fmt: skip
             out = subprocess.run(cmd, cwd=work, capture_output=True, text=True)
             (work / "logs" / "knowrl-run.log").write_text(out.stdout + out.stderr)
             report["knowrl_run"] = {"returncode": out.returncode, "seconds": round(time.monotonic() - start, 1)}
