@@ -149,12 +149,12 @@ def _select_concurrently(problems: list[Problem], hints, scorer: RolloutScorer, 
 
     inner = scorer.generator
     broker = scorer.generator = BatchingGenerator(inner)
-    todo, take = iter(problems), threading.Lock()
+    todo, take, stopping = iter(problems), threading.Lock(), threading.Event()
     finished: queue.SimpleQueue = queue.SimpleQueue()
 
     def lane() -> None:
         try:
-            while True:
+            while not stopping.is_set():
                 with take:
                     problem = next(todo, None)
                 if problem is None:
@@ -177,7 +177,8 @@ def _select_concurrently(problems: list[Problem], hints, scorer: RolloutScorer, 
             if error is not None:
                 raise error
             record(problem, selection)
-    except BaseException as e:  # an error or Ctrl-C: the other threads stop at their next call
+    except BaseException as e:  # an error or Ctrl-C: the other threads stop at their next call or problem
+        stopping.set()
         broker.stop(KnowrlError(f"selection stopped: {type(e).__name__}: {e}"))
         raise
     finally:
