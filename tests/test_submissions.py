@@ -221,6 +221,46 @@ def test_a_sharded_selection_leaves_every_gpu_to_its_shards():
     assert driver_gpus(select, single) == 1  # one replica runs in the job's own process
 
 
+class _ScriptedJobsAPI(_FakeJobsAPI):
+    """The Jobs API with the status the test sets."""
+
+    status = "PENDING"
+
+    def get_job_status(self, sid):
+        return self.status
+
+
+def test_a_backend_job_reads_running_while_it_runs_and_a_retry_keeps_no_earlier_finish(tmp_path):
+    """A training job writes no status of its own: it read "pending" while it trained, and a retried one kept the
+    failed attempt's finish, which the registry's `jobs` table recorded (the rehearsal printed "-1 s")."""
+    from knowrl._rundir import job_status, write_manifest, write_status
+    from knowrl.runtime._cluster import _reconcile, _submit
+
+    spec = load_spec(CSS, ["resources.backend=verl", f"resources.storage={tmp_path}"])
+    p = plan(spec)
+    run = tmp_path / "runs" / p.run_id
+    write_manifest(run, spec, p)
+    job = next(j for j in p.jobs if j.kind == "train")
+    api, policy = _ScriptedJobsAPI(), spec.resources.retries
+    _submit(api, run, spec, p, job, 1, print)
+    assert job_status(run, job.id)["status"] == "pending"
+    api.status = "RUNNING"
+    _reconcile(api, run, [job], policy, print, "verl")
+    first = job_status(run, job.id)
+    assert first["status"] == "running" and first["started_at"] and first["active"]
+    api.status = "FAILED"
+    _reconcile(api, run, [job], policy, print, "verl")
+    write_status(run, job, "failed", finished_at="2026-01-01T00:00:00+00:00")  # the first attempt, long ago
+    _submit(api, run, spec, p, job, 2, print)
+    retried = job_status(run, job.id)
+    assert retried["status"] == "pending" and retried["started_at"] is None and retried["finished_at"] is None
+    api.status = "SUCCEEDED"
+    _reconcile(api, run, [job], policy, print, "verl")
+    done = job_status(run, job.id)
+    assert done["status"] == "succeeded" and done["attempts"] == 2
+    assert done["finished_at"] >= done["submitted_at"] > "2026-01-01T00:00:00+00:00"
+
+
 def _cancelled_run(tmp_path):
     from knowrl._rundir import write_manifest
     from knowrl.runtime._retry import mark_cancelled

@@ -306,7 +306,8 @@ def _submit(c, run: Path, spec, p, job, attempt: int, say) -> None:
         atomic_write_bytes(run / name, text.encode())
     call(lambda: c.submit_job(**request), f"submitting {job.id}")
     sid = request["submission_id"]
-    write_status(run, job, "pending", attempts=attempt, submission_id=sid, active=True, submitted_at=now())
+    fresh = {"started_at": None, "finished_at": None}  # an earlier attempt's are not this one's
+    write_status(run, job, "pending", attempts=attempt, submission_id=sid, active=True, submitted_at=now(), **fresh)
     say(f"submitted {job.id} as {sid}")
 
 
@@ -318,6 +319,8 @@ def _reconcile(c, run: Path, jobs, policy, say, backend: str = "local") -> set[s
         if not st.get("active"):
             continue
         ray_status = _ray_status(c, st["submission_id"])
+        if ray_status == "RUNNING" and st["status"] == "pending":  # a backend's job says nothing of itself
+            write_status(run, job, "running", started_at=now())
         if ray_status in ACTIVE:
             continue
         st = job_status(run, job.id)  # the job may have written its own final status meanwhile
