@@ -13,6 +13,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import subprocess
 import sys
 import time
@@ -229,3 +230,10 @@ def test_checkpoint_done_means_a_finalized_step_of_that_number(tmp_path):
     _save(run, 6, info={"total_steps": 5})
     assert not nemo_rl.checkpoint_done(run, 6)
     assert nemo_rl.checkpoint_dir(2) == "checkpoints/step_2"  # where phase_config points checkpointing.checkpoint_dir
+
+
+def test_backend_overrides_follow_the_config_on_run_grpos_command_line():
+    """`resources.backend_overrides`: run_grpo.py applies them over the compiled config (parse_hydra_overrides)."""
+    spec, p = _spec("resources.backend_overrides=[policy.generation.vllm_cfg.gpu_memory_utilization=0.5]")
+    argv = shlex.split(nemo_rl.compile_train(p.job("train-p1"), spec, p, "/run").entrypoint.split("&&", 1)[1])
+    assert argv[argv.index("--config") + 2 :] == ["policy.generation.vllm_cfg.gpu_memory_utilization=0.5"]

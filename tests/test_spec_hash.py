@@ -72,10 +72,20 @@ def test_non_semantic_fields_do_not_change_the_hash(css_main, override):
         "resources.nodes=4",
         "data.prompt_suffix=Answer.",
         "algorithm.dynamic_sampling.enabled=false",
+        "resources.backend_overrides=[trainer.val_before_train=false]",
     ],
 )
 def test_semantic_changes_change_the_hash(css_main, override):
     assert h(css_main, [override]) != h(css_main)
+
+
+def test_a_later_field_at_its_default_keeps_the_hashes_made_before_it(css_main):
+    """`resources.backend_overrides` came after runs were hashed: without it a spec's run id is what it was
+    (css_main's own is held by the plan snapshot, tests/snapshots/css_main.plan.json)."""
+    from knowrl.spec._hash import canonical_json
+
+    assert "backend_overrides" not in canonical_json(load_spec(css_main))
+    assert "backend_overrides" in canonical_json(load_spec(css_main, ["resources.backend_overrides=[a=1]"]))
 
 
 def test_hash_is_stable_across_processes(css_main):

@@ -135,3 +135,26 @@ def test_a_tokenizer_with_a_special_think_close_is_refused_for_verl(tiny_model, 
     with pytest.raises(KnowrlError, match="marks </think> as a special token, which verl's reward manager strips"):
         verl.check_tokenizer(_spec("0.9", f"model.path={special}"))
     verl.check_tokenizer(_spec("0.9", f"model.path={special}", "reward.require_think_close=false"))
+
+
+def test_backend_overrides_reach_the_command_once_each_and_win():
+    """`resources.backend_overrides`: verl's own keys for what the spec does not model, after knowrl's."""
+    spec = _spec(
+        "0.9",
+        "resources.backend_overrides=[actor_rollout_ref.rollout.agent.num_workers=1, trainer.val_before_train=false]",
+    )
+    p = plan(spec)
+    launch = get_backend("verl").compile(p.job("train-p1"), spec, p, "/run")
+    argv = shlex.split(launch.entrypoint.split("&&", 1)[1])
+    assert argv[-2:] == ["actor_rollout_ref.rollout.agent.num_workers=1", "trainer.val_before_train=false"]
+    assert _overrides(_spec("0.9"))["trainer.val_before_train"] == "True"  # knowrl sets it from the spec...
+    assert [a for a in argv if a.startswith("trainer.val_before_train=")] == ["trainer.val_before_train=false"]
+    assert launch.files["train-p1.verl.overrides"].splitlines()[-2:] == argv[-2:]  # ...and says it once
+
+
+def test_backend_overrides_are_checked_as_hydra_overrides():
+    with pytest.raises(KnowrlError) as e:
+        _spec("0.9", "resources.backend_overrides=[trainer.total_epochs 2]")
+    assert "resources.backend_overrides.0" in str(e.value) and "key=value" in str(e.value)
+    with pytest.raises(KnowrlError, match="local backend"):
+        load_spec(CSS_MAIN, ["resources.backend=local", "resources.backend_overrides=[a=1]"])

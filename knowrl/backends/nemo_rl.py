@@ -340,7 +340,8 @@ def compile_train(job, spec, plan, run_dir: str) -> Launch:
     command = (
         f"cd {shlex.quote(backend_dir)} && uv run python -m knowrl.backends.nemo_rl_launch "
         f"{shlex.quote(contract(release)['entrypoint'])} --config {shlex.quote(f'{run_dir}/{config_file}')}"
-    )
+    )  # run_grpo.py applies the Hydra overrides after it, over the file's values
+    command += "".join(" " + shlex.quote(o) for o in spec.resources.backend_overrides)
     # NeMo-RL hands its driver's env vars to the env actor (the grading site), and its init_ray needs the contract's.
     env = knowrl_runtime_env({**contract(release)["job_env_vars"], SITE_ENV: f"{run_dir}/{GRADING_SITE}"})
     return Launch(job.id, command, {config_file: text}, env, caps.approximations)

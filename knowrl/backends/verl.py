@@ -187,6 +187,19 @@ def render_overrides(pairs: list[tuple[str, object]]) -> list[str]:
     return [f"{k}={_fmt(v)}" for k, v in pairs]
 
 
+def with_user_overrides(args: list[str], user: list[str]) -> list[str]:
+    """knowrl's overrides, then `resources.backend_overrides`; a key the user sets is dropped from knowrl's, so the
+    command and its overrides file name each key once (Hydra would take the last of two silently)."""
+    from knowrl.spec._experiment import HYDRA_OVERRIDE
+
+    def key(o: str) -> str:
+        m = HYDRA_OVERRIDE.match(o)
+        return m.group(2) if m else o
+
+    theirs = {key(o) for o in user}
+    return [a for a in args if key(a) not in theirs] + list(user)
+
+
 def requirements(spec) -> list[tuple[str, str]]:
     """(shell check, what is missing when it fails) for a cluster to run the compiled launch.
 
@@ -221,7 +234,7 @@ def checkpoint_dir(step: int) -> str:
 
 def compile_train(job, spec, plan, run_dir: str) -> Launch:
     backend_dir = spec.resources.backend_dir or DEFAULT_DIR
-    args = render_overrides(phase_overrides(job, spec, run_dir))
+    args = with_user_overrides(render_overrides(phase_overrides(job, spec, run_dir)), spec.resources.backend_overrides)
     overrides_file = f"{job.id}.verl.overrides"
     command = f"cd {shlex.quote(backend_dir)} && python3 -m recipe.dapo.main_dapo " + " ".join(
         shlex.quote(a) for a in args

@@ -1,5 +1,6 @@
 """`ExperimentSpec`: the single source of truth for one experiment (or a sweep of them)."""
 
+import re
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator, model_validator
@@ -16,6 +17,10 @@ GpuType = Literal["H100-80GB", "H200-141GB", "A100-80GB", "A100-40GB", "L40S-48G
 Backend = Literal["nemo_rl", "verl", "local"]
 BACKEND_RELEASES: dict[str, tuple[str, ...]] = {"nemo_rl": ("v0.7.0",), "verl": ("0.4", "0.9"), "local": ("trl",)}
 """The releases each backend's compiler targets, the default first (each has a contract under `backends/`)."""
+
+
+HYDRA_OVERRIDE = re.compile(r"^(\+{1,2})?([A-Za-z_][\w\-]*(\.[\w\-]+)*)=")
+"""`key=value`, `+key=value` or `++key=value`: what verl's and NeMo-RL's command lines take (group 2, the key)."""
 
 
 class RetrySpec(SpecModel):
@@ -67,6 +72,10 @@ class ResourcesSpec(SpecModel):
     """Checkout of NeMo-RL or verl on the cluster (default: /opt/nemo-rl or /opt/verl)."""
     retries: RetrySpec = Field(default_factory=RetrySpec)
     """Retry policy per job kind: attempts and backoff."""
+    backend_overrides: list[str] = []
+    """Hydra overrides in the backend's own keys (`key=value`, `+key=value` for a key its config lacks), given to
+    every training job after knowrl's and winning over them: for what the spec does not model, such as verl's
+    `actor_rollout_ref.rollout.agent.num_workers`. What the spec models, set in the spec."""
 
     @field_validator("backend_version", mode="before")
     @classmethod
@@ -78,6 +87,11 @@ class ResourcesSpec(SpecModel):
         issues = []
         if self.backend != "local" and self.gpus_per_node == 0:
             issues.append(("gpus_per_node", f"the {self.backend} backend needs GPUs; use backend: local for CPU"))
+        for i, o in enumerate(self.backend_overrides):
+            if not HYDRA_OVERRIDE.match(o):
+                issues.append((f"backend_overrides.{i}", f"{o!r} is not a Hydra override; write key=value"))
+        if self.backend_overrides and self.backend == "local":
+            issues.append(("backend_overrides", "the local backend (TRL) takes no Hydra overrides; remove them"))
         releases = BACKEND_RELEASES[self.backend]
         if self.backend_version is None:  # frozen model: resolve the default once, so the hash names the release
             object.__setattr__(self, "backend_version", releases[0])

@@ -24,8 +24,16 @@ NON_SEMANTIC: dict[str, Any] = {
 """Fields that say where or how a run is labelled or stored, not what is computed."""
 
 
+LATER_FIELDS: tuple[tuple[str, str, Any], ...] = (("resources", "backend_overrides", []),)
+"""(section, field, default) of fields added after specs were first hashed: at their default they are left out,
+so every run id made before them stands (a changed id would orphan that run's directory and registry rows)."""
+
+
 def canonical_json(spec) -> str:
     data = spec.model_dump(mode="json", exclude=NON_SEMANTIC)
+    for section, field, default in LATER_FIELDS:
+        if data.get(section, {}).get(field, default) == default:
+            data.get(section, {}).pop(field, None)
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 

@@ -16,7 +16,8 @@ knowrl itself runs here, from this checkout's environment, as a user's
 machine would submit: the run directory lives on "shared storage" outside the
 checkout, the command starts in another working directory, and every job goes
 through the Jobs API. The overrides below shrink the model, data, steps and
-eval and point at the stand-in checkout; nothing else of css_main changes.
+eval, size verl 0.9's worker pools to the nodes, and point at the stand-in
+checkout; nothing else of css_main changes.
 The policy is `scripted_model.py`'s tiny model that answers right about 6
 times in 10, so DAPO's filter keeps groups and every step trains.
 """
@@ -94,6 +95,13 @@ def overrides(shared: Path, model: str, files: dict[str, Path]) -> list[str]:
         f"resources.storage={shared / 'storage'}",
         f"registry.path={shared / 'registry.duckdb'}",
         f"tracking.repo={shared / 'aim'}",
+        # the backend's own worker pools sized to a 2-core node: verl 0.9 starts 8 agent-loop and 8 reward-loop
+        # processes per training job by default (16 imports of verl and torch; one of each does this work)
+        *(
+            ["resources.backend_overrides=[actor_rollout_ref.rollout.agent.num_workers=1,reward.num_workers=1]"]
+            if BACKEND == "verl-0.9"
+            else []
+        ),
     ]
 
 
