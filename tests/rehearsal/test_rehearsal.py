@@ -84,6 +84,7 @@ def overrides(shared: Path, model: str, files: dict[str, Path]) -> list[str]:
         "eval.suite=null",
         f"eval.benchmarks=[{{name: aime25, source: {files['eval']}, format: knowrl-annotations, samples: 2}}]",
         "eval.checkpoints=[base, final]",
+        "eval.hint_modes=[none, css]",  # two of css_main's three: each mode is one more job of the same kind
         "eval.sampling.max_tokens=32",
         "eval.generator=transformers",
         # where: the stand-in checkout on the two-node cluster, the run on shared storage
@@ -236,7 +237,7 @@ def test_the_main_job_end_to_end_with_a_retried_phase_and_a_killed_driver(cluste
     samples = con.execute(
         "SELECT checkpoint, hint_mode, count(*) FROM eval_samples WHERE run_id = ? GROUP BY 1, 2 ORDER BY 1, 2", [rid]
     ).fetchall()
-    assert {(c, m) for c, m, _ in samples} == {(c, m) for c in ("base", "final") for m in ("cbrs", "css", "none")}
+    assert {(c, m) for c, m, _ in samples} == {(c, m) for c in ("base", "final") for m in ("css", "none")}
     assert all(n == 4 * 2 for _, _, n in samples)  # 4 problems x 2 samples
     con.close()
     table = knowrl("compare", rid, "--registry", str(shared / "registry.duckdb"), cwd=work).stdout
