@@ -33,6 +33,10 @@ CORE_MODULES = {
 """What every knowrl job imports on a node (import name -> the package to install), beside knowrl's own code."""
 
 
+BACKEND_KINDS = ("train", "export")
+"""The jobs a nemo_rl or verl plan runs with the backend's own command: they write no knowrl status of their own."""
+
+
 def driver_gpus(job, spec) -> int:
     """GPUs the job's own process uses: the entrypoint's on a cluster, the Ray task's under `knowrl run`."""
     in_process = (
@@ -64,7 +68,7 @@ def _generator_modules(kind: str) -> dict[str, str]:
 
 def requirements(plan, spec) -> list[tuple[str, str]]:
     """(shell check, what is missing) for the cluster's `python3` to run knowrl's own jobs of this plan."""
-    kinds = {j.kind for j in plan.jobs} - ({"train", "export"} if spec.resources.backend != "local" else set())
+    kinds = {j.kind for j in plan.jobs} - (set(BACKEND_KINDS) if spec.resources.backend != "local" else set())
     if not kinds:
         return []
     needed: dict[str, tuple[str, set[str]]] = {m: (pkg, set(kinds)) for m, pkg in CORE_MODULES.items()}

@@ -313,14 +313,16 @@ def _submit(c, run: Path, spec, p, job, attempt: int, say) -> None:
 
 def _reconcile(c, run: Path, jobs, policy, say, backend: str = "local") -> set[str]:
     """Ray's word on every active submission; returns the jobs that just finished."""
+    from knowrl.backends._submission import BACKEND_KINDS
+
     finished = set()
     for job in jobs:
         st = job_status(run, job.id)
         if not st.get("active"):
             continue
         ray_status = _ray_status(c, st["submission_id"])
-        if ray_status == "RUNNING" and st["status"] == "pending":  # a backend's job says nothing of itself
-            write_status(run, job, "running", started_at=now())
+        if ray_status == "RUNNING" and st["status"] == "pending" and backend != "local" and job.kind in BACKEND_KINDS:
+            write_status(run, job, "running", started_at=now())  # a backend's job says nothing of itself
         if ray_status in ACTIVE:
             continue
         st = job_status(run, job.id)  # the job may have written its own final status meanwhile
