@@ -202,10 +202,10 @@ def _partial_metrics(con, run_id: str, job_id: str, job_dir: Path) -> dict[str, 
     rows = MetricLog(job_dir / "metrics.jsonl").read()
     if not rows:
         return {}
-    table = pa.Table.from_pylist(  # noqa: F841 -- read by name in the SQL below
+    partial = pa.Table.from_pylist(  # noqa: F841 -- read by name in the SQL below (`table` is an SQL keyword)
         [{"step": r["step"], "name": r["name"], "value": r["value"], "context": r.get("context")} for r in rows]
     )
-    con.execute("INSERT INTO metrics SELECT ?, ?, step, name, value, context FROM table", [run_id, job_id])
+    con.execute("INSERT INTO metrics SELECT ?, ?, step, name, value, context FROM partial", [run_id, job_id])
     return {"metrics": len(rows)}
 
 
