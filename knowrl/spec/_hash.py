@@ -32,8 +32,8 @@ so every run id made before them stands (a changed id would orphan that run's di
 def canonical_json(spec) -> str:
     data = spec.model_dump(mode="json", exclude=NON_SEMANTIC)
     for section, field, default in LATER_FIELDS:
-        if data.get(section, {}).get(field, default) == default:
-            data.get(section, {}).pop(field, None)
+        if (part := data.get(section, {})).get(field, default) == default:
+            part.pop(field, None)
     return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
