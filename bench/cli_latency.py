@@ -1,14 +1,18 @@
 """Wall time of `knowrl validate experiments/css_main.yaml` against bare-interpreter baselines.
 
 Target: validate within 2x of `python -c "import pydantic, omegaconf"` run the
-same way. Commands are interleaved and repeated; the minimum of each is
-compared, the usual estimator of start-up cost on a noisy machine.
+same way. The commands run in rounds, one after another; the figure is the
+median over rounds of validate's time over the baseline's in the same round.
+A round's two runs see the same machine, so the ratio holds when the machine's
+speed drifts (a shared 2-core VM here: one command's times spread by 1.5x);
+the ratio of each command's minimum is printed beside it.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import time
@@ -40,23 +44,25 @@ def main() -> None:
             t = time.perf_counter()
             subprocess.run(cmd, cwd=ROOT, check=True, stdout=subprocess.DEVNULL, env=env)
             times[name].append(time.perf_counter() - t)
-    best = {k: min(v) for k, v in times.items()}
-    base = best["python -c 'import pydantic, omegaconf'"]
-    ratio = best["knowrl validate experiments/css_main.yaml"] / base
+    base = times["python -c 'import pydantic, omegaconf'"]
+    paired = {k: statistics.median(a / b for a, b in zip(v, base, strict=True)) for k, v in times.items()}
+    ratio = paired["knowrl validate experiments/css_main.yaml"]
     rows = [
-        [k, f"{v * 1000:.1f}", f"{sorted(times[k])[len(times[k]) // 2] * 1000:.1f}", f"{v / base:.2f}x"]
-        for k, v in best.items()
+        [k, f"{min(v) * 1000:.1f}", f"{statistics.median(v) * 1000:.1f}", f"{r:.2f}x", f"{min(v) / min(base):.2f}x"]
+        for (k, v), r in zip(times.items(), paired.values(), strict=True)
     ]
     report(
-        f"CLI start-up ({REPEATS} runs each, interleaved)",
-        ["command", "min ms", "median ms", "vs import"],
+        f"CLI start-up ({REPEATS} rounds)",
+        ["command", "min ms", "median ms", "vs import (median of rounds)", "min vs min"],
         rows,
         {
             "bench": "cli_latency",
             "ratio": round(ratio, 3),
+            "baseline": "python -c 'import pydantic, omegaconf', same round",
             "target": f"<={TARGET}",
             "met": ratio <= TARGET,
-            "ms": {k: round(v * 1000, 1) for k, v in best.items()},
+            "min_over_min": round(min(times["knowrl validate experiments/css_main.yaml"]) / min(base), 3),
+            "ms": {k: round(min(v) * 1000, 1) for k, v in times.items()},
         },
     )
 

@@ -105,19 +105,24 @@ def test_cli_validate_show_and_schema(tmp_path):
     assert run_cli("schema", "--check").returncode == 0
 
 
-def test_validate_imports_nothing_heavy():
+def test_validate_imports_nothing_heavy_and_scans_no_plugins():
+    """`knowrl validate` is the command users run most: no heavy import, and pydantic's plugin discovery (a read of
+    every installed distribution's entry points) stays off while the spec's validators build, and only then."""
     code = (
-        "import sys; from knowrl.cli import main; rc = main(['validate', 'experiments/css_main.yaml']);"
+        "import os, sys; from knowrl.cli import main; rc = main(['validate', 'experiments/css_main.yaml']);"
         "heavy = [m for m in ('torch', 'ray', 'aim', 'vllm', 'transformers', 'duckdb', 'datasets')"
         " if m in sys.modules];"
-        "print('HEAVY', heavy); sys.exit(rc)"
+        "from pydantic.plugin import _loader;"
+        "off = 'PYDANTIC_DISABLE_PLUGINS' in os.environ;"
+        "print('HEAVY', heavy, 'SCANNED', _loader._plugins is not None, 'OFF', off);"
+        "sys.exit(rc)"
     )
     import subprocess
     import sys
 
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert r.returncode == 0, r.stderr
-    assert "HEAVY []" in r.stdout
+    assert "HEAVY [] SCANNED False OFF False" in r.stdout
 
 
 def test_explain_documents_keys():

@@ -75,6 +75,7 @@ def test_a_killed_run_resumes_without_redoing_finished_jobs(tmp_path, tiny_model
     wait_until_session_ends(proc.pid)  # Ray's workers may outlive the driver a moment: none writes after this
     before = statuses(run)
     assert before["train-p1"]["status"] == "succeeded" and before["train-p2"]["status"] == "running"
+
     # The kill can land while the Trainer writes a checkpoint, which it completes with trainer_state.json last:
     # the resume must take the newest one that has it, and never a torn one.
     def whole(c: Path) -> bool:
