@@ -210,44 +210,14 @@ def status(
     storage: Annotated[str, typer.Option(help="Storage root.")] = ".knowrl",
 ) -> None:
     """Every planned job of each run and its state, from the run directories (a damaged one is named, not fatal)."""
-    from knowrl._rundir import job_status, read_json
-    from knowrl.plan._plan import Plan
-    from knowrl.runtime._locks import lock_holder
+    from knowrl.runtime._status import run_states
 
-    runs = sorted(r for r in (Path(storage) / "runs").glob(f"{run_id or ''}*") if r.is_dir())
-    if not runs:
-        raise KnowrlError(
-            f"no run {run_id or ''} under {storage}/runs",
-            hint="`knowrl status --storage DIR` lists the runs there" if run_id else "start one with `knowrl run SPEC`",
-        )
-    for run in runs:
-        m, planned, trouble = None, [], ""
-        try:
-            m = read_json(run / "manifest.json") if (run / "manifest.json").exists() else None
-            planned = [j.id for j in Plan.from_dict(m["plan"]).jobs] if m else []
-        except (KnowrlError, KeyError, TypeError) as e:  # one damaged run never hides the others
-            m, trouble = None, f"  ({getattr(e, 'message', f'manifest.json lacks {e}')})"
-        found = sorted(f.parent.name for f in run.glob("*/status.json"))
-        if m is None and not trouble and not found:
-            typer.echo(f"{run.name}  (not started: no manifest.json)")
+    for run in run_states(storage, run_id, say=typer.echo):
+        if not run.started:
+            typer.echo(f"{run.run_id}  (not started: no manifest.json)")
             continue
-        if m and m.get("ray_address"):  # a cluster run: reconcile with Ray, submit what became ready, ingest
-            from knowrl.runtime._cluster import follow
-            from knowrl.runtime._locks import RunLocked
-
-            try:
-                follow(run, detach=True, say=typer.echo)
-            except RunLocked:  # an attached `knowrl run` follows it: show what the files say
-                trouble = f"  (followed by `knowrl run`, pid {lock_holder(run)})"
-            except KnowrlError as e:  # an unreachable cluster hides no other run either
-                trouble = f"  (not reconciled with Ray: {e.message})"
-        local = m is not None and not m.get("ray_address")
-        driven = local and lock_holder(run) is not None  # the manifest is read already: no driver_gone
-        typer.echo(f"{run.name}  {m['name'] if m else '?'}" + ("  (running)" if driven else "") + trouble)
-        for job_id in planned + [j for j in found if j not in planned]:
-            st = job_status(run, job_id)
-            state = st["status"]
-            if state == "running" and local and not driven:
-                state, st = "interrupted", {**st, "error": "its `knowrl run` stopped; `knowrl run` runs it again"}
-            err = f"  {st['error'][:160]}" if st.get("error") else ""
-            typer.echo(f"  {job_id:40} {state:11} attempts {st.get('attempts', 0)}{err}")
+        note = ("  (running)" if run.driven else "") + (f"  ({run.trouble})" if run.trouble else "")
+        typer.echo(f"{run.run_id}  {run.name or '?'}{note}")
+        for job in run.jobs:
+            err = f"  {job.error[:160]}" if job.error else ""
+            typer.echo(f"  {job.job_id:40} {job.state:11} attempts {job.attempts}{err}")
