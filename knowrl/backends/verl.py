@@ -190,14 +190,10 @@ def render_overrides(pairs: list[tuple[str, object]]) -> list[str]:
 def with_user_overrides(args: list[str], user: list[str]) -> list[str]:
     """knowrl's overrides, then `resources.backend_overrides`; a key the user sets is dropped from knowrl's, so the
     command and its overrides file name each key once (Hydra would take the last of two silently)."""
-    from knowrl.spec._experiment import HYDRA_OVERRIDE
+    from knowrl.spec._experiment import override_key
 
-    def key(o: str) -> str:
-        m = HYDRA_OVERRIDE.match(o)
-        return m.group(2) if m else o
-
-    theirs = {key(o) for o in user}
-    return [a for a in args if key(a) not in theirs] + list(user)
+    theirs = {override_key(o) for o in user}
+    return [a for a in args if override_key(a) not in theirs] + list(user)
 
 
 def requirements(spec) -> list[tuple[str, str]]:

@@ -23,6 +23,12 @@ HYDRA_OVERRIDE = re.compile(r"^(\+{1,2})?([A-Za-z_][\w\-]*(\.[\w\-]+)*)=")
 """`key=value`, `+key=value` or `++key=value`: what verl's and NeMo-RL's command lines take (group 2, the key)."""
 
 
+def override_key(override: str) -> str:
+    """The dotted key a Hydra override sets (`++a.b=1` -> `a.b`); the text itself if it is none."""
+    m = HYDRA_OVERRIDE.match(override)
+    return m.group(2) if m else override
+
+
 class RetrySpec(SpecModel):
     """How often a failed job is tried again, and how long to wait first."""
 
