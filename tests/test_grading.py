@@ -120,6 +120,37 @@ def test_repeated_answers_are_verified_once():
     assert calls == [2]
 
 
+def test_a_verdict_is_math_verifys_whichever_spelling_came_first():
+    """The grader's fast paths and its reuse of verdicts never change math-verify's verdict, in any order.
+
+    `\\text{955.0}` and `955.0` normalise alike, yet math-verify reads them differently: reuse keyed by the
+    normalised form gave both the verdict of the one graded first (the grading bench found 821 in 50,000), and
+    the identity fast path took `\\text{(1, 2)}` for `(1,2)` and a boxed `178.` for 178."""
+    from math_verify import parse, verify
+
+    pairs = [
+        ("955", "955.0"),
+        ("955", "\\text{955.0}"),
+        ("955", "955"),
+        ("955", "\\text{955}"),
+        ("(1,2)", "\\text{(1, 2)}"),
+        ("(1,2)", "(1, 2)"),
+        ("178", "178."),
+        ("-\\frac{5}{2}", "\\text{-2.5}"),
+        ("-\\frac{5}{2}", "-\\dfrac{5}{2}"),
+    ]
+    expected = [bool(verify(parse(f"\\boxed{{{g}}}"), parse(B(a)))) for g, a in pairs]
+    assert expected[:2] == [True, False] and expected[4] is False and expected[6] is False  # the cases that matter
+    for order in (pairs, pairs[::-1]):
+        grader = Grader(timeout_s=60.0, workers=1)
+        try:
+            verdicts = grader.grade_many([(gold, B(answer)) for gold, answer in order])
+        finally:
+            grader.close()
+        got = dict(zip(order, (v.correct for v in verdicts), strict=True))
+        assert [got[p] for p in pairs] == expected, order
+
+
 def test_extraction_helpers():
     assert last_boxed("a \\boxed{x^{2}} b \\boxed{\\frac{1}{2}} c") == "\\frac{1}{2}"
     assert last_boxed("\\boxed{\\{1,2\\}}") == "\\{1,2\\}"

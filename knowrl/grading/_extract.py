@@ -81,21 +81,25 @@ def strip_boxed(gold: str) -> str:
     return s
 
 
-def normalize(answer: str) -> str:
-    """A spacing- and wrapper-insensitive form used only to detect identical answers.
-
-    It never decides that two different-looking answers are equal in value;
-    that is math-verify's job. Equal normalised strings are equal answers.
-    """
+def spelling(answer: str) -> str:
+    """An answer without what never changes how math-verify reads it: spacing commands, whitespace, `$`, and
+    `\\dfrac` / `\\tfrac` for `\\frac`. The grader takes two equal spellings as equal answers."""
     s = _SPACING.sub("", answer)
-    s = _TEXT_WRAP.sub(r"\1", s)
     s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac").replace("\\$", "").replace("$", "")
-    s = "".join(s.split())
-    return s.rstrip(".")
+    return "".join(s.split())
 
 
-def as_integer(normalized: str) -> int | None:
-    """The integer a normalised answer spells, if it is a plain integer (AIME-style), else None."""
-    if len(normalized) <= 4300 and _INTEGER.fullmatch(normalized):
-        return int(normalized)
+def normalize(answer: str) -> str:
+    """An answer's spelling without `\\text{}`-like wrappers and a closing period: the votes of maj@N.
+
+    Looser than math-verify, which reads `\\text{178.0}` or a boxed `178.` differently from `178.0` and `178`,
+    so it groups the answers a reader would; it never grades.
+    """
+    return _TEXT_WRAP.sub(r"\1", spelling(answer)).rstrip(".")
+
+
+def as_integer(spelled: str) -> int | None:
+    """The integer an answer's `spelling` is, if it is a plain integer (AIME-style), else None."""
+    if len(spelled) <= 4300 and _INTEGER.fullmatch(spelled):
+        return int(spelled)
     return None

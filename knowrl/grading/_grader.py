@@ -1,9 +1,13 @@
 """Grade responses against gold answers: extraction, fast paths, cache, then math-verify.
 
-Fast paths never change a verdict: identical normalised answers are correct,
-two plain integers compare as integers, and a verdict once computed for a
-(gold, answer) pair is reused -- the 8-32 samples of one problem mostly share
-a handful of answers. Only the rest reaches math-verify, in worker processes.
+Fast paths never change math-verify's verdict: two answers of the same
+spelling (spacing, `$` and `\\dfrac` aside) are correct, two plain integers
+compare as integers, and a verdict once computed is reused -- the 8-32
+samples of one problem mostly share a handful of answers. Only the rest
+reaches math-verify, in worker processes. Reuse is keyed by what math-verify
+is given: it reads `\\text{178.0}` and `178.0` differently, so a key that
+looser normalisation made common to both gave both the verdict of whichever
+was graded first.
 """
 
 from __future__ import annotations
@@ -13,7 +17,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from knowrl.grading._extract import as_integer, last_boxed, normalize, split_reasoning, strip_boxed
+from knowrl.grading._extract import as_integer, last_boxed, spelling, split_reasoning, strip_boxed
 from knowrl.grading._verify import TIMEOUT, Pair, Result, VerifyPool
 
 Reason = Literal["match", "mismatch", "no_answer", "no_think_close", "timeout"]
@@ -45,7 +49,7 @@ class Grader:
     ) -> None:
         self.require_think_close = require_think_close
         self.pool = VerifyPool(workers=workers, timeout_s=timeout_s)
-        self._cache: dict[Pair, Result] = {}  # (gold, answer, raw), normalised; insertion-ordered, FIFO-evicted
+        self._cache: dict[Pair, Result] = {}  # (gold, answer, raw) as given to math-verify; FIFO-evicted
         self._cache_size = cache_size
         self._lock = threading.Lock()
 
@@ -55,28 +59,27 @@ class Grader:
     def grade_many(self, items: Iterable[tuple[str, str]]) -> list[Verdict]:
         """Grade (gold, response) pairs; golds may still carry their `\\boxed{}`."""
         staged: list[Verdict | Pair] = []
-        todo: dict[Pair, Pair] = {}  # cache key (normalised) -> what math-verify is given (as written)
+        todo: dict[Pair, None] = {}  # what math-verify is given, each once
         for gold, response in items:
             final, closed = split_reasoning(response)
             if self.require_think_close and not closed:
                 staged.append(Verdict(False, None, "no_think_close"))
                 continue
             gold = strip_boxed(gold)
-            gold_n = normalize(gold)
+            gold_spelled = spelling(gold)
             answer = last_boxed(final)
             if answer is not None:
-                answer_n = normalize(answer)
-                fast = _fast_verdict(gold_n, answer_n)
+                answer_spelled = spelling(answer)
+                fast = _fast_verdict(gold_spelled, answer_spelled)
                 if fast is not None:
                     staged.append(Verdict(fast, answer, "match" if fast else "mismatch"))
                     continue
-                if not answer_n:
+                if not answer_spelled:
                     staged.append(Verdict(False, answer, "no_answer"))
                     continue
-                key: Pair = (gold_n, answer_n, False)
-                task: Pair = (gold, answer.strip(), False)
+                key: Pair = (gold, answer.strip(), False)
             elif final.strip():
-                key = task = (gold, final[-FALLBACK_TAIL:], True)
+                key = (gold, final[-FALLBACK_TAIL:], True)
             else:
                 staged.append(Verdict(False, None, "no_answer"))
                 continue
@@ -85,9 +88,9 @@ class Grader:
             if cached is not None:
                 staged.append(_verdict(cached))
             else:
-                todo.setdefault(key, task)
+                todo[key] = None
                 staged.append(key)
-        fresh = dict(zip(todo, self.pool.check(list(todo.values())), strict=True)) if todo else {}
+        fresh = dict(zip(todo, self.pool.check(list(todo)), strict=True)) if todo else {}
         with self._lock:
             for key, result in fresh.items():
                 self._cache[key] = result
