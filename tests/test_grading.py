@@ -138,6 +138,10 @@ def test_a_verdict_is_math_verifys_whichever_spelling_came_first():
         ("178", "178."),
         ("-\\frac{5}{2}", "\\text{-2.5}"),
         ("-\\frac{5}{2}", "-\\dfrac{5}{2}"),
+        ("178", "178.0"),
+        ("0.5", "0.50"),
+        ("-2.5", "-2.500"),
+        ("2.5", "2.4999999"),
     ]
     expected = [bool(verify(parse(f"\\boxed{{{g}}}"), parse(B(a)))) for g, a in pairs]
     assert expected[:2] == [True, False] and expected[4] is False and expected[6] is False  # the cases that matter
@@ -149,6 +153,19 @@ def test_a_verdict_is_math_verifys_whichever_spelling_came_first():
             grader.close()
         got = dict(zip(order, (v.correct for v in verdicts), strict=True))
         assert [got[p] for p in pairs] == expected, order
+
+
+def test_a_decimal_written_twice_needs_no_math_verify():
+    g = Grader(timeout_s=TIMEOUT, workers=1)
+    calls: list[int] = []
+    check = g.pool.check
+    g.pool.check = lambda pairs: calls.append(len(pairs)) or check(pairs)  # type: ignore[method-assign]
+    try:
+        verdicts = g.grade_many([("178", B("178.0")), ("0.5", B("0.50")), ("2.5", B("2.4999999"))])
+    finally:
+        g.close()
+    assert [v.correct for v in verdicts] == [True, True, True]  # math-verify's tolerance takes the third as 2.5
+    assert calls == [1]  # ... so unequal numbers go to it, and only they
 
 
 def test_extraction_helpers():

@@ -8,12 +8,14 @@ and is used only as the fallback when no box is found.
 from __future__ import annotations
 
 import re
+from decimal import Decimal
 
 THINK_CLOSE = "</think>"
 _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\(?:q?quad|displaystyle|textstyle|left|right|big|Big|bigl|bigr)(?![a-zA-Z])")
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\{([^{}]*)\}")
 _INTEGER = re.compile(r"[+-]?\d+")
+_DECIMAL = re.compile(r"[+-]?\d+\.\d+")
 
 
 def split_reasoning(response: str) -> tuple[str, bool]:
@@ -96,6 +98,14 @@ def normalize(answer: str) -> str:
     so it groups the answers a reader would; it never grades.
     """
     return _TEXT_WRAP.sub(r"\1", spelling(answer)).rstrip(".")
+
+
+def same_decimal(a: str, b: str) -> bool:
+    """Whether two spellings are one plain decimal number (`178.0` and `178`, `0.50` and `0.5`); False for anything
+    else, unequal numbers too: math-verify compares those within a tolerance, so only equality is certain."""
+    if not all(len(s) <= 64 and (_DECIMAL.fullmatch(s) or _INTEGER.fullmatch(s)) for s in (a, b)):
+        return False
+    return Decimal(a) == Decimal(b)
 
 
 def as_integer(spelled: str) -> int | None:

@@ -2,7 +2,8 @@
 
 Fast paths never change math-verify's verdict: two answers of the same
 spelling (spacing, `$` and `\\dfrac` aside) are correct, two plain integers
-compare as integers, and a verdict once computed is reused -- the 8-32
+compare as integers, one decimal number written twice (`178.0`, `178`) is
+correct, and a verdict once computed is reused -- the 8-32
 samples of one problem mostly share a handful of answers. Only the rest
 reaches math-verify, in worker processes. Reuse is keyed by what math-verify
 is given: it reads `\\text{178.0}` and `178.0` differently, so a key that
@@ -17,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from knowrl.grading._extract import as_integer, last_boxed, spelling, split_reasoning, strip_boxed
+from knowrl.grading._extract import as_integer, last_boxed, same_decimal, spelling, split_reasoning, strip_boxed
 from knowrl.grading._verify import TIMEOUT, Pair, Result, VerifyPool
 
 Reason = Literal["match", "mismatch", "no_answer", "no_think_close", "timeout"]
@@ -117,7 +118,7 @@ def _fast_verdict(gold: str, answer: str) -> bool | None:
     g, a = as_integer(gold), as_integer(answer)
     if g is not None and a is not None:
         return g == a
-    return None
+    return True if same_decimal(gold, answer) else None
 
 
 def grade_responses(golds: Sequence[str], responses: Sequence[str], **kwargs) -> list[Verdict]:
