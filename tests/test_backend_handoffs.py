@@ -218,3 +218,19 @@ def test_transient_jobs_api_answers_are_retried_within_a_bound():
         )
     with pytest.raises(ValueError):  # anything else is not retried
         call(lambda: (_ for _ in ()).throw(ValueError("bad")), "asking", pause_s=0)
+
+
+def test_trl_trains_each_local_phase_in_float32_without_recomputation(tmp_path, tiny_model):
+    """TRL's own defaults are bf16 and gradient checkpointing: on a CPU the first autocasts every matmul to a
+    reference bfloat16 GEMM, the second recomputes each forward (a quickstart step took 545 s instead of ~45)."""
+    pytest.importorskip("trl")
+    from knowrl.runtime._local_train import grpo_config
+
+    spec = load_spec(ROOT / "experiments" / "quickstart-tiny.yaml", [f"model.path={tiny_model}"])
+    phases = [j for j in plan(spec).jobs if j.kind == "train"]
+    configs = [grpo_config(spec, j.params, tmp_path / "trl") for j in phases]
+    assert len(configs) == 2
+    assert [(c.bf16, c.fp16, c.gradient_checkpointing, c.use_cpu) for c in configs] == [(False, False, False, True)] * 2
+    assert [(c.max_steps, c.epsilon_high) for c in configs] == [
+        (j.params["end_step"], j.params["clip_high"]) for j in phases
+    ]

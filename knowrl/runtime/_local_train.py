@@ -44,7 +44,7 @@ def train_phase(spec, job, run_dir: Path, prompts: list[str], answers: list[str]
     import torch
     import transformers
     from datasets import Dataset
-    from trl import GRPOConfig, GRPOTrainer
+    from trl import GRPOTrainer
 
     from knowrl.generation._transformers import load_model_and_tokenizer
     from knowrl.grading import Grader
@@ -95,7 +95,32 @@ def train_phase(spec, job, run_dir: Path, prompts: list[str], answers: list[str]
             step = state.global_step
             log.append([{"step": step, "name": k, "value": v, "context": context} for k, v in values.items()])
 
-    config = GRPOConfig(
+    config = grpo_config(spec, p, trl_dir)
+    dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": t}] for t in prompts], "answer": answers})
+    trainer = GRPOTrainer(
+        model=model,
+        processing_class=tokenizer,
+        reward_funcs=[reward],
+        args=config,
+        train_dataset=dataset,
+        callbacks=[Metrics()],
+    )
+    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # metrics go to parquet, not stdout
+    try:
+        trainer.train(resume_from_checkpoint=resume[0] if resume else None)
+    finally:
+        grader.close()
+    trainer.save_model(str(final))
+    tokenizer.save_pretrained(str(final))
+    return _finish(run_dir, job, log, final, resumed_from=resume[0] if resume else None)
+
+
+def grpo_config(spec, params: dict, trl_dir: Path):
+    """TRL's settings for one phase (`params`: the job's start and end step, clip bounds) of the local backend."""
+    from trl import GRPOConfig
+
+    a, p = spec.algorithm, params
+    return GRPOConfig(
         output_dir=str(trl_dir),
         max_steps=p["end_step"],
         learning_rate=a.learning_rate,
@@ -120,28 +145,17 @@ def train_phase(spec, job, run_dir: Path, prompts: list[str], answers: list[str]
         logging_steps=1,
         report_to="none",
         use_cpu=True,
+        # The model trains in the float32 it was loaded in, without recomputation. TRL's defaults (bf16 and
+        # gradient checkpointing on) autocast every matmul to bfloat16, which a CPU without bf16 units runs
+        # through torch's reference GEMM, and recompute each forward: a quickstart step took 545 s, not ~45.
+        bf16=False,
+        fp16=False,
+        gradient_checkpointing=False,
         seed=spec.seed,
         data_seed=spec.seed,
         shuffle_dataset=spec.data.shuffle,
         disable_tqdm=True,
     )
-    dataset = Dataset.from_dict({"prompt": [[{"role": "user", "content": t}] for t in prompts], "answer": answers})
-    trainer = GRPOTrainer(
-        model=model,
-        processing_class=tokenizer,
-        reward_funcs=[reward],
-        args=config,
-        train_dataset=dataset,
-        callbacks=[Metrics()],
-    )
-    trainer.remove_callback(transformers.trainer_callback.PrinterCallback)  # metrics go to parquet, not stdout
-    try:
-        trainer.train(resume_from_checkpoint=resume[0] if resume else None)
-    finally:
-        grader.close()
-    trainer.save_model(str(final))
-    tokenizer.save_pretrained(str(final))
-    return _finish(run_dir, job, log, final, resumed_from=resume[0] if resume else None)
 
 
 def _finish(run_dir: Path, job, log: MetricLog, final: Path, *, resumed_from: str | None, copy_from=None) -> dict:
