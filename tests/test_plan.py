@@ -290,6 +290,29 @@ def test_grid_zip_and_names(write):
     assert len({p.spec_hash for p in pts}) == 12
 
 
+def test_points_write_their_own_copies_and_leave_the_data_as_it_was(write):
+    """A point copies only what it sets; the rest of the spec's data is shared, so a write must never reach it."""
+    import copy
+    import gc
+
+    path = write(
+        "s.yaml",
+        MINIMAL + "algorithm:\n  clip_schedule: [{step: 5, high: 0.26}]\n"
+        "sweep:\n  grid: {algorithm.clip_schedule.0.high: [0.25, 0.27], algorithm.clip.high: [0.3, 0.31], "
+        "eval.sampling.top_p: [0.5]}\n",
+    )
+    data = load_data(path)[0]
+    before = copy.deepcopy(data)
+    pts = expand(load_spec(path), data)
+    assert data == before
+    assert gc.isenabled()  # paused while the points were built, and only then
+    got = [
+        (p.spec.algorithm.clip_schedule[0].high, p.spec.algorithm.clip.high, p.spec.eval.sampling.top_p) for p in pts
+    ]
+    assert got == [(0.25, 0.3, 0.5), (0.25, 0.31, 0.5), (0.27, 0.3, 0.5), (0.27, 0.31, 0.5)]
+    assert {p.spec.algorithm.clip_schedule[0].step for p in pts} == {5}
+
+
 def test_zip_length_mismatch_is_a_spec_error(write):
     with pytest.raises(KnowrlError, match="equal lengths"):
         load_spec(write("s.yaml", MINIMAL + "sweep: {zip: {seed: [1, 2], algorithm.grad_clip: [1.0]}}\n"))

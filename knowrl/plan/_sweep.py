@@ -7,7 +7,8 @@ the same are merged (reported, never silently dropped).
 
 from __future__ import annotations
 
-import copy
+import contextlib
+import gc
 import itertools
 import math
 import random
@@ -62,27 +63,72 @@ def expand(spec, data: dict) -> list[SweepPoint]:
     from knowrl.spec import spec_hash, validate
     from knowrl.spec._load import set_dotted
 
-    base = copy.deepcopy(data)
-    base.pop("sweep", None)
+    base = {k: v for k, v in data.items() if k != "sweep"}
     points: dict[str, SweepPoint] = {}
     issues = []
-    for changes in point_changes(spec.sweep):
-        d = copy.deepcopy(base)
-        for key, value in changes.items():
-            if not set_dotted(d, key, value):
-                raise SpecError([], source=f"sweep key {key}: no list item at that index")
-        name = f"{spec.name}/" + ",".join(f"{_short(k)}={_fmt(v)}" for k, v in changes.items())
-        d["name"] = spec.name
-        try:
-            point_spec = validate(d, source=name)
-        except SpecError as e:
-            issues += e.problems
-            continue
-        h = spec_hash(point_spec)
-        if h in points:
-            points[h].duplicates.append(name)
-        else:
-            points[h] = SweepPoint(name, changes, point_spec, h, [])
+    with _no_cycle_collection():
+        for changes in point_changes(spec.sweep):
+            d = _copied_along(base, changes)
+            for key, value in changes.items():
+                if not set_dotted(d, key, value):
+                    raise SpecError([], source=f"sweep key {key}: no list item at that index")
+            name = f"{spec.name}/" + ",".join(f"{_short(k)}={_fmt(v)}" for k, v in changes.items())
+            d["name"] = spec.name
+            try:
+                point_spec = validate(d, source=name)
+            except SpecError as e:
+                issues += e.problems
+                continue
+            h = spec_hash(point_spec)
+            if h in points:
+                points[h].duplicates.append(name)
+            else:
+                points[h] = SweepPoint(name, changes, point_spec, h, [])
     if issues:
         raise SpecError(issues, source=f"sweep of {spec.name}")
     return list(points.values())
+
+
+@contextlib.contextmanager
+def _no_cycle_collection():
+    """Python's cycle collector paused while the points are built.
+
+    Every point keeps a validated spec alive, thousands of objects each, so the
+    collector's full passes walk an ever larger heap: 3 of the 7 CPU seconds
+    of a 10,000-point sweep. Expansion makes no cycles to speak of; reference
+    counting frees the rest, and the collector runs again afterwards.
+    """
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
+
+
+def _copied_along(base: dict, changes: dict) -> dict:
+    """`base` with fresh containers along the paths of the keys a point changes, the rest shared.
+
+    Validation reads its input and builds its own objects, so only what a
+    point writes needs copying: a deep copy of the whole spec per point was
+    most of what a 10,000-point sweep spent beyond validating and hashing.
+    """
+    top = dict(base)
+    fresh = {id(top)}
+    for key in changes:
+        node = top
+        for part in key.split(".")[:-1]:
+            at = int(part) if isinstance(node, list) and part.isdigit() else part
+            try:
+                child = node[at]
+            except (KeyError, IndexError, TypeError):  # set_dotted creates it, or says it cannot
+                break
+            if not isinstance(child, dict | list):
+                break
+            if id(child) not in fresh:
+                child = dict(child) if isinstance(child, dict) else list(child)
+                node[at] = child
+                fresh.add(id(child))
+            node = child
+    return top

@@ -83,8 +83,7 @@ def _start_ray(num_cpus: int):
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
-        _node_ip_address="127.0.0.1",
-    )
+    )  # on the node's own address: Ray turns a loopback `_node_ip_address` into that address anyway
     return ray
 
 
