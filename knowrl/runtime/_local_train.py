@@ -147,7 +147,7 @@ def grpo_config(spec, params: dict, trl_dir: Path):
         use_cpu=True,
         # The model trains in the float32 it was loaded in, without recomputation. TRL's defaults (bf16 and
         # gradient checkpointing on) autocast every matmul to bfloat16, which a CPU without bf16 units runs
-        # through torch's reference GEMM, and recompute each forward: a quickstart step took 545 s, not ~45.
+        # through torch's reference GEMM, and recompute each forward: a quickstart step took 545-605 s, 59-83 s without.
         bf16=False,
         fp16=False,
         gradient_checkpointing=False,
