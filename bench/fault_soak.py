@@ -3,10 +3,9 @@
 One uninterrupted `knowrl run` of the quickstart is the baseline. The soak
 starts the same spec in another storage and registry and SIGKILLs the
 driver's whole process group N times, resuming after each kill, then lets it
-finish. Each cycle picks a job at random among those the soak run can run
-now (unfinished, dependencies done; a kind of job not yet killed first),
-waits until it runs, and kills at a uniform moment within that job's
-baseline duration: the kills walk the DAG, landing in KP selection, training
+finish. Each cycle waits for a job to run -- one of a kind not yet killed
+while there is one, else any the soak run can run now -- and kills at a
+uniform moment within that job's baseline duration: the kills walk the DAG, landing in KP selection, training
 and eval alike. The registries
 are then compared table by table: the same rows (jobs and their states,
 every metric step once, every eval sample, every KP selection) and the same
@@ -61,8 +60,19 @@ def command(root: Path, model: Path, name: str) -> list[str]:
     ]
 
 
-def states(run: Path) -> dict[str, str]:
-    return {f.parent.name: json.loads(f.read_text())["status"] for f in run.glob("*/status.json")}
+def states(run: Path) -> dict[str, tuple[str, int]]:
+    """job -> (status, attempts) as the run directory says now."""
+    out = {}
+    for f in run.glob("*/status.json"):
+        status = json.loads(f.read_text())
+        out[f.parent.name] = (status["status"], status.get("attempts", 0))
+    return out
+
+
+def started(run: Path, jobs: list[str], at_launch: dict[str, tuple[str, int]]) -> list[str]:
+    """Those of `jobs` an attempt newer than at launch runs: a killed attempt's "running" is stale."""
+    now = states(run)
+    return [j for j in jobs if j in now and now[j][0] == "running" and now[j][1] > at_launch.get(j, ("", 0))[1]]
 
 
 def rows(registry: Path) -> dict[str, list]:
@@ -101,16 +111,23 @@ def main() -> None:
         kills, killed_kinds, t0 = [], set(), time.perf_counter()
         for _ in range(KILLS):
             proc, run = launch("soak")
-            done = {j for j, st in states(run).items() if st == "succeeded"}
+            at_launch = states(run)
+            done = {j for j, (st, _) in at_launch.items() if st == "succeeded"}
             left = sorted(j for j in took if j not in done and set(deps[j]) <= done)
             if not left:
                 proc.wait()
                 kills.append("nothing left to kill")
                 continue
-            fresh = [j for j in left if j.split("-")[0] not in killed_kinds]
-            job = rng.choice(fresh or left)
-            while proc.poll() is None and states(run).get(job) != "running":
+            # A kind not yet killed first, even one still waiting on others (training waits for KP selection):
+            # kills among what can run now alone would keep landing in the job that gates it.
+            fresh = [j for j in took if j not in done and j.split("-")[0] not in killed_kinds]
+            pool = fresh or left
+            while proc.poll() is None and not (running := started(run, pool, at_launch)):
                 time.sleep(0.02)
+            if proc.poll() is not None:
+                kills.append("finished before a kill")
+                continue
+            job = rng.choice(running)
             delay = rng.uniform(0, took[job])
             try:
                 proc.wait(timeout=delay)
