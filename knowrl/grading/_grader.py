@@ -3,10 +3,10 @@
 Fast paths never change math-verify's verdict: two answers of the same
 spelling (spacing, `$` and `\\dfrac` aside) are correct, two plain integers
 compare as integers, one decimal number written twice (`178.0`, `178`) is
-correct, and a verdict once computed is reused -- the 8-32
-samples of one problem mostly share a handful of answers. Only the rest
-reaches math-verify, in worker processes. Reuse is keyed by what math-verify
-is given: it reads `\\text{178.0}` and `178.0` differently, so a key that
+correct, and a verdict once computed is reused -- the 8-32 samples of one
+problem mostly share a handful of answers. Only the rest reaches
+math-verify, in worker processes. Reuse is keyed by what math-verify is
+given: it reads `\\text{178.0}` and `178.0` differently, so a key that a
 looser normalisation made common to both gave both the verdict of whichever
 was graded first.
 """
