@@ -106,17 +106,22 @@ def test_grading_works_from_threads(grader):
     assert [v.correct for v in results] == [True] * 4
 
 
-def test_repeated_answers_are_verified_once():
+@pytest.fixture
+def counted():
+    """A grader, and the size of each batch it hands math-verify."""
     g = Grader(timeout_s=TIMEOUT, workers=1)
     calls: list[int] = []
     check = g.pool.check
     g.pool.check = lambda pairs: calls.append(len(pairs)) or check(pairs)  # type: ignore[method-assign]
-    try:
-        samples = [("\\frac{1}{2}", B("0.5"))] * 16 + [("\\frac{1}{2}", B("\\frac{2}{4}"))] * 16
-        assert all(v.correct for v in g.grade_many(samples))
-        assert all(v.correct for v in g.grade_many(samples))
-    finally:
-        g.close()
+    yield g, calls
+    g.close()
+
+
+def test_repeated_answers_are_verified_once(counted):
+    g, calls = counted
+    samples = [("\\frac{1}{2}", B("0.5"))] * 16 + [("\\frac{1}{2}", B("\\frac{2}{4}"))] * 16
+    assert all(v.correct for v in g.grade_many(samples))
+    assert all(v.correct for v in g.grade_many(samples))
     assert calls == [2]
 
 
@@ -155,15 +160,9 @@ def test_a_verdict_is_math_verifys_whichever_spelling_came_first():
         assert [got[p] for p in pairs] == expected, order
 
 
-def test_a_decimal_written_twice_needs_no_math_verify():
-    g = Grader(timeout_s=TIMEOUT, workers=1)
-    calls: list[int] = []
-    check = g.pool.check
-    g.pool.check = lambda pairs: calls.append(len(pairs)) or check(pairs)  # type: ignore[method-assign]
-    try:
-        verdicts = g.grade_many([("178", B("178.0")), ("0.5", B("0.50")), ("2.5", B("2.4999999"))])
-    finally:
-        g.close()
+def test_a_decimal_written_twice_needs_no_math_verify(counted):
+    g, calls = counted
+    verdicts = g.grade_many([("178", B("178.0")), ("0.5", B("0.50")), ("2.5", B("2.4999999"))])
     assert [v.correct for v in verdicts] == [True, True, True]  # math-verify's tolerance takes the third as 2.5
     assert calls == [1]  # ... so unequal numbers go to it, and only they
 
