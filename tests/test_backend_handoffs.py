@@ -223,7 +223,6 @@ def test_transient_jobs_api_answers_are_retried_within_a_bound():
 def test_trl_trains_each_local_phase_in_float32_without_recomputation(tmp_path, tiny_model):
     """TRL's own defaults are bf16 and gradient checkpointing: on a CPU the first autocasts every matmul to a
     reference bfloat16 GEMM, the second recomputes each forward (a quickstart step took 545-605 s; 59-83 s without)."""
-    pytest.importorskip("trl")
     from knowrl.runtime._local_train import grpo_config
 
     spec = load_spec(ROOT / "experiments" / "quickstart-tiny.yaml", [f"model.path={tiny_model}"])

@@ -512,14 +512,11 @@ def test_runs_record_when_they_started_and_finished_and_their_sweep(tmp_path):
 
 def test_an_unfinished_jobs_logged_metrics_are_ingested(tmp_path):
     """`FROM table` is a syntax error in DuckDB: every unfinished job's partial curve failed the whole ingest."""
-    import duckdb
-
     from knowrl.registry._ingest import _partial_metrics
 
     (tmp_path / "metrics.jsonl").write_text('{"step": 1, "name": "train/reward", "value": 0.5}\n')
-    con = duckdb.connect()
-    con.execute("CREATE TABLE metrics (run_id TEXT, job_id TEXT, step INT, name TEXT, value DOUBLE, context TEXT)")
-    assert _partial_metrics(con, "r", "train-p1", tmp_path) == {"metrics": 1}
-    assert con.execute("SELECT run_id, job_id, step, name, value FROM metrics").fetchall() == [
-        ("r", "train-p1", 1, "train/reward", 0.5)
-    ]
+    with writer(tmp_path / "r.duckdb") as con:  # the registry's own schema
+        assert _partial_metrics(con, "r", "train-p1", tmp_path) == {"metrics": 1}
+        assert con.execute("SELECT run_id, job_id, step, name, value FROM metrics").fetchall() == [
+            ("r", "train-p1", 1, "train/reward", 0.5)
+        ]

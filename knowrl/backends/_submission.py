@@ -37,6 +37,11 @@ BACKEND_KINDS = ("train", "export")
 """The jobs a nemo_rl or verl plan runs with the backend's own command: they write no knowrl status of their own."""
 
 
+def runs_backend_command(kind: str, backend: str) -> bool:
+    """Whether a job of `kind` runs the backend's own command (not knowrl's job entry point)."""
+    return backend != "local" and kind in BACKEND_KINDS
+
+
 def driver_gpus(job, spec) -> int:
     """GPUs the job's own process uses: the entrypoint's on a cluster, the Ray task's under `knowrl run`."""
     in_process = (
@@ -68,7 +73,7 @@ def _generator_modules(kind: str) -> dict[str, str]:
 
 def requirements(plan, spec) -> list[tuple[str, str]]:
     """(shell check, what is missing) for the cluster's `python3` to run knowrl's own jobs of this plan."""
-    kinds = {j.kind for j in plan.jobs} - (set(BACKEND_KINDS) if spec.resources.backend != "local" else set())
+    kinds = {j.kind for j in plan.jobs if not runs_backend_command(j.kind, spec.resources.backend)}
     if not kinds:
         return []
     needed: dict[str, tuple[str, set[str]]] = {m: (pkg, set(kinds)) for m, pkg in CORE_MODULES.items()}

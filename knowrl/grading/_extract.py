@@ -15,7 +15,7 @@ _BOX_COMMANDS = ("\\boxed", "\\fbox")
 _SPACING = re.compile(r"(?<!\\)\\[,;:! ]|\\(?:q?quad|displaystyle|textstyle|left|right|big|Big|bigl|bigr)(?![a-zA-Z])")
 _TEXT_WRAP = re.compile(r"\\(?:text|textbf|mathrm|mathbf)\{([^{}]*)\}")
 _INTEGER = re.compile(r"[+-]?\d+")
-_DECIMAL = re.compile(r"[+-]?\d+\.\d+")
+_NUMBER = re.compile(r"[+-]?\d+(?:\.\d+)?")
 
 
 def split_reasoning(response: str) -> tuple[str, bool]:
@@ -103,7 +103,7 @@ def normalize(answer: str) -> str:
 def same_decimal(a: str, b: str) -> bool:
     """Whether two spellings are one plain decimal number (`178.0` and `178`, `0.50` and `0.5`); False for anything
     else, unequal numbers too: math-verify compares those within a tolerance, so only equality is certain."""
-    if not all(len(s) <= 64 and (_DECIMAL.fullmatch(s) or _INTEGER.fullmatch(s)) for s in (a, b)):
+    if not all(len(s) <= 64 and _NUMBER.fullmatch(s) for s in (a, b)):
         return False
     return Decimal(a) == Decimal(b)
 

@@ -313,7 +313,7 @@ def _submit(c, run: Path, spec, p, job, attempt: int, say) -> None:
 
 def _reconcile(c, run: Path, jobs, policy, say, backend: str = "local") -> set[str]:
     """Ray's word on every active submission; returns the jobs that just finished."""
-    from knowrl.backends._submission import BACKEND_KINDS
+    from knowrl.backends._submission import runs_backend_command
 
     finished = set()
     for job in jobs:
@@ -321,7 +321,7 @@ def _reconcile(c, run: Path, jobs, policy, say, backend: str = "local") -> set[s
         if not st.get("active"):
             continue
         ray_status = _ray_status(c, st["submission_id"])
-        if ray_status == "RUNNING" and st["status"] == "pending" and backend != "local" and job.kind in BACKEND_KINDS:
+        if ray_status == "RUNNING" and st["status"] == "pending" and runs_backend_command(job.kind, backend):
             write_status(run, job, "running", started_at=now())  # a backend's job says nothing of itself
         if ray_status in ACTIVE:
             continue
