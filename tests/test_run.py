@@ -241,8 +241,9 @@ def test_local_grpo_learns_a_rewarded_answer(tmp_path, tiny_model):
     assert after[digit] > max(0.5, 5 * before[digit]), (digit, before[digit], after[digit])
 
 
-def test_local_training_in_epochs_trains_exactly_those_epochs(tmp_path, tiny_model):
-    """total_epochs becomes the phase's last step at plan time; TRL then ends on that epoch, not its own 3."""
+def test_local_training_in_epochs_trains_exactly_those_epochs_and_keeps_the_newest_checkpoints(tmp_path, tiny_model):
+    """total_epochs becomes the phase's last step at plan time; TRL then ends on that epoch, not its own 3. Of the
+    checkpoints, `algorithm.keep_checkpoints` stay, as on the cluster backends (a quickstart's are 1.6 GB each)."""
     from knowrl.plan import plan
     from knowrl.runtime._jobs import train_problems
     from knowrl.runtime._local_train import train_phase
@@ -255,6 +256,8 @@ def test_local_training_in_epochs_trains_exactly_those_epochs(tmp_path, tiny_mod
         "algorithm.clip_schedule=[]",
         "algorithm.mini_batch_size=2",
         "algorithm.max_response_length=4",
+        "algorithm.save_every=1",
+        "algorithm.keep_checkpoints=2",
         "data.train.0.limit=9",
         "hints={strategy: none}",
         "eval.enabled=false",
@@ -263,8 +266,9 @@ def test_local_training_in_epochs_trains_exactly_those_epochs(tmp_path, tiny_mod
     assert job.params["end_step"] == 4  # 9 // 4 = 2 generations of 4 prompts, 4 // 2 = 2 steps each
     problems = train_problems(spec)
     train_phase(spec, job, tmp_path / "run", [p.problem for p in problems], [p.answer for p in problems])
-    last = max((tmp_path / "run/checkpoints/trl").glob("checkpoint-*"), key=lambda c: int(c.name.split("-")[1]))
-    state = json.loads((last / "trainer_state.json").read_text())
+    kept = sorted(c.name for c in (tmp_path / "run/checkpoints/trl").glob("checkpoint-*"))
+    assert kept == ["checkpoint-3", "checkpoint-4"]
+    state = json.loads((tmp_path / "run/checkpoints/trl/checkpoint-4/trainer_state.json").read_text())
     assert (state["global_step"], state["epoch"]) == (4, 1.0)
 
 

@@ -142,6 +142,7 @@ def grpo_config(spec, params: dict, trl_dir: Path):
         max_completion_length=a.max_response_length,
         save_strategy="steps",
         save_steps=a.save_every,
+        save_total_limit=a.keep_checkpoints,
         logging_steps=1,
         report_to="none",
         use_cpu=True,
