@@ -1,9 +1,20 @@
-"""Shared helpers for bench scripts: a readable table, then one JSON line."""
+"""Shared helpers for bench scripts: a readable table, then one JSON line; scratch folders that do not outlive them."""
 
 from __future__ import annotations
 
+import atexit
 import json
+import shutil
 import sys
+import tempfile
+from pathlib import Path
+
+
+def scratch() -> Path:
+    """A new temporary folder, removed when the bench exits (a quickstart's TRL checkpoints alone are 5.6 GB)."""
+    path = Path(tempfile.mkdtemp(prefix="knowrl-bench-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
 
 
 def report(title: str, headers: list[str], rows: list[list[object]], result: dict) -> None:

@@ -11,12 +11,11 @@ Two figures, each against a baseline measured in the same run:
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import report  # noqa: E402
+from _util import report, scratch  # noqa: E402
 
 MAX_TOKENS = 64
 TARGET = 0.10
@@ -27,7 +26,7 @@ def main() -> None:
     from knowrl.eval import EvalRequest, resolve_suite, run_eval
     from knowrl.generation import SamplingParams, build_tiny_model, make_generator, user_prompt
 
-    tmp = Path(tempfile.mkdtemp())
+    tmp = scratch()
     model = str(build_tiny_model(tmp / "tiny"))
     params = SamplingParams(1.0, 1.0, -1, MAX_TOKENS)
     prompts = [user_prompt(f"Problem {i}: what is {i} + {i}? Please reason step by step.") for i in range(32)]

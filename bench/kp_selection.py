@@ -26,7 +26,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import report  # noqa: E402
+from _util import report, scratch  # noqa: E402
 
 PROBLEMS = int(os.environ.get("BENCH_PROBLEMS", "2000"))
 TARGET = 1 / 3
@@ -35,7 +35,6 @@ TARGET = 1 / 3
 def run(strategy: str, problems, grader, *, baseline: bool, **settings) -> dict:
     """One strategy over the problems; `settings` are spec fields (e.g. `concurrency`, `batch`)."""
     import json
-    import tempfile
 
     from knowrl.generation import SamplingParams
     from knowrl.kp import RolloutScorer, ScoringConfig, select_dataset, strategy_spec
@@ -52,7 +51,7 @@ def run(strategy: str, problems, grader, *, baseline: bool, **settings) -> dict:
     )
     gen = SimGenerator(problems)
     scorer = RolloutScorer(gen, grader, config, SamplingParams(), reuse=not baseline) if config else None
-    out = Path(tempfile.mkdtemp()) / "selections.jsonl"
+    out = scratch() / "selections.jsonl"
     select_dataset([sp.problem for sp in problems], spec, scorer, out)
     chosen = {r["id"]: r for r in map(json.loads, out.open())}
     regret, size, rollouts, fooled = [], [], [], 0

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import json
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import report  # noqa: E402
+from _util import report, scratch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 0.15
@@ -68,7 +67,7 @@ def measure(spec_file: Path, overrides: list[str], title: str, bench: str) -> No
     from knowrl.plan import plan
     from knowrl.spec import load_spec
 
-    tmp = Path(tempfile.mkdtemp())
+    tmp = scratch()
     spec = load_spec(
         spec_file,
         [
@@ -120,7 +119,7 @@ def measure(spec_file: Path, overrides: list[str], title: str, bench: str) -> No
 def main() -> None:
     from knowrl.generation import build_tiny_model
 
-    model = build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")
+    model = build_tiny_model(scratch() / "tiny")
     measure(
         ROOT / "experiments/quickstart-tiny.yaml",
         [f"model.path={model}"],

@@ -13,12 +13,11 @@ seconds are printed beside them.
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import report  # noqa: E402
+from _util import report, scratch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.5
@@ -35,7 +34,7 @@ def main() -> None:
     from knowrl.plan import expand
     from knowrl.spec import load_data, load_spec, spec_hash, validate
 
-    spec_file = Path(tempfile.mkdtemp()) / "sweep10k.yaml"
+    spec_file = scratch() / "sweep10k.yaml"
     spec_file.write_text(
         f"extends: {ROOT / 'experiments/css_main.yaml'}\nname: sweep-10k\n"
         "sweep:\n  grid:\n"

@@ -15,12 +15,11 @@ generator's tokens/s (its batch 32, the fastest in bench/eval_throughput.py).
 from __future__ import annotations
 
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _util import report  # noqa: E402
+from _util import report, scratch  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 SMOLLM2 = ROOT / ".knowrl/models/smollm2-135m-instruct"
@@ -41,7 +40,7 @@ def main() -> None:
     from knowrl.generation import SamplingParams, build_tiny_model, make_generator, user_prompt
 
     arg = sys.argv[1] if len(sys.argv) > 1 else str(SMOLLM2)
-    model = str(build_tiny_model(Path(tempfile.mkdtemp()) / "tiny")) if arg == "--tiny" else arg
+    model = str(build_tiny_model(scratch() / "tiny")) if arg == "--tiny" else arg
     if not (Path(model) / "config.json").is_file():
         sys.exit(
             f"no model at {model}: fetch SmolLM2 first (`knowrl model fetch smollm2-135m-instruct --out {SMOLLM2}`, "
