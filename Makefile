@@ -33,8 +33,9 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
 # hardlink; ext4 has no reflinks), 5.2 of 23 GB on a full `make test`. An environment is finished once its stamp
 # (.installed*) is written, and each recipe removes its stamp before it installs, so no file pip is still writing
 # is linked. pip replaces files rather than writing into them, so an install in one environment leaves the others
-# as they were; an edit in place of a linked file changes it in all.
-SHARE_ENV_FILES = @command -v hardlink >/dev/null && hardlink --quiet --ignore-time --minimum-size 64K \
+# as they were; an edit in place of a linked file changes it in all. One pass runs at a time (flock on the checkout).
+SHARE_ENV_FILES = @command -v hardlink >/dev/null && command -v flock >/dev/null \
+	&& flock $(CURDIR) hardlink --quiet --ignore-time --minimum-size 64K \
 	$$(ls -d .venv*/.installed* 2>/dev/null | xargs -r -n1 dirname | sort -u) || true
 
 # The rehearsal's three backend environments build in the background (mostly downloads) while the suites'
@@ -101,12 +102,9 @@ $(REHEARSAL)/src/verl-recipe:
 	git clone --quiet https://github.com/verl-project/verl-recipe $@
 
 rehearsal: rehearsal-nemo_rl rehearsal-verl-0.4 rehearsal-verl-0.9
-# The two environments with PyPI's CUDA build of torch (6.2 GB each, 3.5 GB of downloads in pip's temporary folder
-# while they install) are built one after the other, verl 0.9's beside them.
-rehearsal-envs:
-	@$(MAKE) --no-print-directory rehearsal-env-verl-0.9 & v09=$$!; \
-	$(MAKE) --no-print-directory rehearsal-env-nemo_rl && $(MAKE) --no-print-directory rehearsal-env-verl-0.4; cuda=$$?; \
-	wait $$v09 && exit $$cuda
+# One at a time (the test target runs this without -j), so only one pip's temporary downloads are on disk at once:
+# NeMo-RL's, with PyPI's CUDA build of torch for Python 3.13, are 3.3 GB.
+rehearsal-envs: rehearsal-env-nemo_rl rehearsal-env-verl-0.4 rehearsal-env-verl-0.9
 
 rehearsal-env-nemo_rl: | $(NEMO_RL_SRC)
 	bash tests/rehearsal/nemo_rl/build.sh $(CURDIR) $(abspath $(NEMO_RL_SRC))

@@ -2,7 +2,7 @@
 
 Part of the rehearsal's stand-in checkouts only (tests/rehearsal/verl): it is copied into the checkout's
 `verl/workers/` beside the stand-in worker modules, never shipped by knowrl. It imports torch and transformers
-alone, so it serves the fork (torch 2.6, transformers 4.51) and verl 0.9.1 (torch 2.13, transformers 5).
+alone, so it serves the fork (transformers 4.51) and verl 0.9.1 (transformers 5), both on torch 2.13.
 
 Why each piece stands in for something:
 - FSDP1 (`FullyShardedDataParallel`) refuses a machine without an accelerator; FSDP2 (`fully_shard`) shards over
@@ -12,7 +12,7 @@ Why each piece stands in for something:
 - verl 0.9.1 opens its process group with the backend "cpu:gloo,<device>:<collective backend>", which on the CPU
   reads "cpu:gloo,cpu:gloo" and torch refuses as a duplicate: it is opened as "gloo", what it means.
 - `torch.cpu` lacks memory-statistics and RNG-state calls that verl makes through `get_torch_device()` on any
-  device, and in torch 2.6 the stream events FSDP2 orders its collectives with (CPU work is synchronous: no-ops).
+  device.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ def init_gloo() -> None:
 
 
 def cpu_device_shims() -> None:
-    """No-op memory statistics and stream events on `torch.cpu` (see the module's docstring)."""
+    """No-op memory statistics and torch's own RNG state on `torch.cpu` (see the module's docstring)."""
     zero = lambda *args, **kwargs: 0  # noqa: E731
     for name, fn in {
         "empty_cache": lambda: None,
@@ -48,11 +48,6 @@ def cpu_device_shims() -> None:
     }.items():
         if not hasattr(torch.cpu, name):
             setattr(torch.cpu, name, fn)
-    stream = torch.cpu.Stream
-    if not hasattr(stream, "record_event"):  # torch 2.6 (the fork's pin); 2.13 has both
-        stream.record_event = lambda self, event=None: event if event is not None else torch.cpu.Event()
-    if not hasattr(stream, "wait_event"):
-        stream.wait_event = lambda self, event: None
 
 
 def gloo_process_groups() -> None:
@@ -70,10 +65,8 @@ def gloo_process_groups() -> None:
 
 
 def fully_shard_fn():
-    try:
-        from torch.distributed.fsdp import fully_shard
-    except ImportError:  # torch < 2.6
-        from torch.distributed._composable.fsdp import fully_shard
+    from torch.distributed.fsdp import fully_shard
+
     return fully_shard
 
 
