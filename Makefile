@@ -28,9 +28,9 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
 	touch $@
 	$(SHARE_ENV_FILES)
 
-# The environments hold many identical files (torch 2.13.0's CPU build is in four of them; Ray, pyarrow and more
+# The environments hold many identical files (torch 2.13.0's CPU build is in five of them; Ray, pyarrow and more
 # in most): once an environment is built, identical files of the finished ones become one, hard-linked (util-linux's
-# hardlink; ext4 has no reflinks), 5.2 of 23 GB on a full `make test`. An environment is finished once its stamp
+# hardlink; ext4 has no reflinks), 4.7 of 18.7 GB on a full `make test`. An environment is finished once its stamp
 # (.installed*) is written, and each recipe removes its stamp before it installs, so no file pip is still writing
 # is linked. pip replaces files rather than writing into them, so an install in one environment leaves the others
 # as they were; an edit in place of a linked file changes it in all. One pass runs at a time (flock on the checkout).
@@ -102,8 +102,8 @@ $(REHEARSAL)/src/verl-recipe:
 	git clone --quiet https://github.com/verl-project/verl-recipe $@
 
 rehearsal: rehearsal-nemo_rl rehearsal-verl-0.4 rehearsal-verl-0.9
-# One at a time (the test target runs this without -j), so only one pip's temporary downloads are on disk at once:
-# NeMo-RL's, with PyPI's CUDA build of torch for Python 3.13, are 3.3 GB.
+# One at a time (the test target runs this without -j), so only one pip's temporary downloads are on disk at once
+# (NeMo-RL's hold PyPI's CUDA build of torch for Python 3.13 and nvidia's libraries).
 rehearsal-envs: rehearsal-env-nemo_rl rehearsal-env-verl-0.4 rehearsal-env-verl-0.9
 
 rehearsal-env-nemo_rl: | $(NEMO_RL_SRC)
