@@ -68,9 +68,10 @@ def expand(spec, data: dict) -> list[SweepPoint]:
     issues = []
     with _no_cycle_collection():
         for changes in point_changes(spec.sweep):
-            d = _copied_along(base, changes)
+            d = dict(base)  # a point writes copies of what it changes, and shares the rest (set_dotted's `owned`)
+            owned = {id(d)}
             for key, value in changes.items():
-                if not set_dotted(d, key, value):
+                if not set_dotted(d, key, value, owned=owned):
                     raise SpecError([], source=f"sweep key {key}: no list item at that index")
             name = f"{spec.name}/" + ",".join(f"{_short(k)}={_fmt(v)}" for k, v in changes.items())
             d["name"] = spec.name
@@ -105,30 +106,3 @@ def _no_cycle_collection():
     finally:
         if was:
             gc.enable()
-
-
-def _copied_along(base: dict, changes: dict) -> dict:
-    """`base` with fresh containers along the paths of the keys a point changes, the rest shared.
-
-    Validation reads its input and builds its own objects, so only what a
-    point writes needs copying: a deep copy of the whole spec per point was
-    most of what a 10,000-point sweep spent beyond validating and hashing.
-    """
-    top = dict(base)
-    fresh = {id(top)}
-    for key in changes:
-        node = top
-        for part in key.split(".")[:-1]:
-            at = int(part) if isinstance(node, list) and part.isdigit() else part
-            try:
-                child = node[at]
-            except (KeyError, IndexError, TypeError):  # set_dotted creates it, or says it cannot
-                break
-            if not isinstance(child, dict | list):
-                break
-            if id(child) not in fresh:
-                child = dict(child) if isinstance(child, dict) else list(child)
-                node[at] = child
-                fresh.add(id(child))
-            node = child
-    return top

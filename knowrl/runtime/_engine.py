@@ -78,12 +78,13 @@ def _start_ray(num_cpus: int):
 
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # No `_node_ip_address`: Ray replaces a loopback one with the node's own address anyway.
     ray.init(
         num_cpus=num_cpus,
         include_dashboard=False,
         log_to_driver=False,
         configure_logging=False,
-    )  # on the node's own address: Ray turns a loopback `_node_ip_address` into that address anyway
+    )
     return ray
 
 

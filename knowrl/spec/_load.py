@@ -192,8 +192,13 @@ def _apply_overrides(
             locations[k] = where
 
 
-def set_dotted(data: dict, key: str, value: Any) -> bool:
-    """Set `a.b.0.c` in nested dicts/lists, creating missing mappings; False if a list index does not exist."""
+def set_dotted(data: dict, key: str, value: Any, *, owned: set[int] | None = None) -> bool:
+    """Set `a.b.0.c` in nested dicts/lists, creating missing mappings; False if a list index does not exist.
+
+    With `owned` (the ids of the containers the caller may write, `data`'s among them), every other container on
+    the path is copied and the copy put in its place first, so data shared with others is never written: a sweep's
+    points share their base spec this way instead of deep-copying it each.
+    """
     node: Any = data
     parts = key.split(".")
     for i, part in enumerate(parts):
@@ -209,8 +214,11 @@ def set_dotted(data: dict, key: str, value: Any) -> bool:
         else:
             child = node[part] if isinstance(node, list) else node.get(part)
             if not isinstance(child, dict | list):
-                child = {}
-                node[part] = child
+                child = node[part] = {}
+            elif owned is not None and id(child) not in owned:
+                child = node[part] = dict(child) if isinstance(child, dict) else list(child)
+            if owned is not None:
+                owned.add(id(child))
             node = child
     return True
 
